@@ -1,0 +1,91 @@
+# changegate: change compliance for Kubernetes.
+# `make help` lists the targets; the two that matter first are `demo` and `test`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN_DIR = $(shell hack/build-binaries.sh print-dir)
+KIND_CLUSTER ?= changegate
+export GOTOOLCHAIN := local
+
+##@ First steps
+
+.PHONY: demo
+demo: $(VENV)/.installed cluster-binaries ## Start a local control plane and the operator, and show a change going through (Ctrl-C stops all)
+	$(PY) -m tests.support.demo
+
+.PHONY: test
+test: $(VENV)/.installed cluster-binaries lint verify unit integration ## Install what is needed, then run lint, verify, unit and integration tests
+
+##@ Development
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the virtual environment with the package and its dev extra
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: cluster-binaries
+cluster-binaries: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm from Go modules (cached by version)
+	@hack/build-binaries.sh >/dev/null
+
+.PHONY: cluster-up
+cluster-up: $(VENV)/.installed cluster-binaries ## Start a local control plane that stays up; prints its KUBECONFIG
+	@$(PY) -m tests.support.localcluster up --name changegate-dev
+
+.PHONY: cluster-down
+cluster-down: $(VENV)/.installed ## Stop the control plane started by cluster-up
+	@$(PY) -m tests.support.localcluster down --name changegate-dev
+
+.PHONY: generate
+generate: $(VENV)/.installed ## Write crds/ and the chart's CRD templates from the pydantic models
+	$(PY) -m changegate.api.crdgen
+
+.PHONY: verify
+verify: $(VENV)/.installed ## Fail if the committed CRDs differ from what the models generate
+	$(PY) -m changegate.api.crdgen --check
+
+.PHONY: lint
+lint: $(VENV)/.installed ## ruff, mypy --strict on the package, and the import-linter contracts
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy operator/changegate
+	$(VENV)/bin/lint-imports
+
+.PHONY: fmt
+fmt: $(VENV)/.installed ## Format and fix what ruff can
+	$(VENV)/bin/ruff format operator tests
+	$(VENV)/bin/ruff check --fix operator tests
+
+.PHONY: unit
+unit: $(VENV)/.installed ## Unit tests of the pure core and the API (milliseconds)
+	$(VENV)/bin/pytest tests/unit -q
+
+.PHONY: integration
+integration: $(VENV)/.installed cluster-binaries ## Integration tests against a real local control plane (or CHANGEGATE_TEST_KUBECONFIG)
+	$(VENV)/bin/pytest tests/integration -q
+
+##@ Docker users
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster (needs Docker) and print how to run the integration tests against it
+	kind create cluster --name $(KIND_CLUSTER) --kubeconfig $(CURDIR)/.kind.kubeconfig
+	@echo "CHANGEGATE_TEST_KUBECONFIG=$(CURDIR)/.kind.kubeconfig make integration"
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
+
+##@ Help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
+	  /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

@@ -1,0 +1,76 @@
+"""Operator configuration, read once at start-up and passed down.
+
+Every knob comes from the command line or the environment (the chart sets the
+latter); nothing below reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class Role(StrEnum):
+    """The two processes of DESIGN.md, run from one image."""
+
+    CONTROLLER = "controller"
+    WEBHOOK = "webhook"
+
+
+@dataclass(frozen=True)
+class Settings:
+    role: Role
+    # The namespace the operator is installed in; never governed.
+    namespace: str = "changegate-system"
+    # Address and port of the health (liveness/readiness) and metrics endpoints.
+    health_address: str = "127.0.0.1"
+    health_port: int = 8080
+    metrics_port: int = 9090
+    # Admission server (webhook role).
+    webhook_address: str = "0.0.0.0"
+    webhook_port: int = 9443
+    webhook_cert_file: Path | None = None
+    webhook_key_file: Path | None = None
+    # Kopf peering (controller role): one active replica at a time.
+    peering_name: str = "changegate"
+    # Groups whose members may change governance (chart value).
+    change_manager_groups: tuple[str, ...] = ("change-managers",)
+    platform_admin_groups: tuple[str, ...] = ("platform-admins", "system:masters")
+    # Label that marks a namespace governed (narrows the webhook configuration).
+    governed_label: str = "changegate.io/governed"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, role: Role, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def groups(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            raw = env.get(name)
+            return tuple(g.strip() for g in raw.split(",") if g.strip()) if raw else default
+
+        def path(name: str) -> Path | None:
+            raw = env.get(name)
+            return Path(raw) if raw else None
+
+        return cls(
+            role=role,
+            namespace=env.get("CHANGEGATE_NAMESPACE", cls.namespace),
+            health_address=env.get("CHANGEGATE_HEALTH_ADDRESS", cls.health_address),
+            health_port=int(env.get("CHANGEGATE_HEALTH_PORT", cls.health_port)),
+            metrics_port=int(env.get("CHANGEGATE_METRICS_PORT", cls.metrics_port)),
+            webhook_address=env.get("CHANGEGATE_WEBHOOK_ADDRESS", cls.webhook_address),
+            webhook_port=int(env.get("CHANGEGATE_WEBHOOK_PORT", cls.webhook_port)),
+            webhook_cert_file=path("CHANGEGATE_WEBHOOK_CERT_FILE"),
+            webhook_key_file=path("CHANGEGATE_WEBHOOK_KEY_FILE"),
+            peering_name=env.get("CHANGEGATE_PEERING_NAME", cls.peering_name),
+            change_manager_groups=groups(
+                "CHANGEGATE_CHANGE_MANAGER_GROUPS", cls.change_manager_groups
+            ),
+            platform_admin_groups=groups(
+                "CHANGEGATE_PLATFORM_ADMIN_GROUPS", cls.platform_admin_groups
+            ),
+            governed_label=env.get("CHANGEGATE_GOVERNED_LABEL", cls.governed_label),
+        )
