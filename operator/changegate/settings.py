@@ -39,6 +39,12 @@ class Settings:
     # Groups whose members may change governance (chart value).
     change_manager_groups: tuple[str, ...] = ("change-managers",)
     platform_admin_groups: tuple[str, ...] = ("platform-admins", "system:masters")
+    # Identities of the controller: the only writers of DeploymentRecords.
+    operator_users: tuple[str, ...] = (
+        "system:serviceaccount:changegate-system:changegate-controller",
+    )
+    # This replica's name, reported on the Events it posts.
+    instance: str = "changegate"
     # Label that marks a namespace governed (narrows the webhook configuration).
     governed_label: str = "changegate.io/governed"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -72,5 +78,7 @@ class Settings:
             platform_admin_groups=groups(
                 "CHANGEGATE_PLATFORM_ADMIN_GROUPS", cls.platform_admin_groups
             ),
+            operator_users=groups("CHANGEGATE_OPERATOR_USERS", cls.operator_users),
+            instance=env.get("HOSTNAME", cls.instance),
             governed_label=env.get("CHANGEGATE_GOVERNED_LABEL", cls.governed_label),
         )

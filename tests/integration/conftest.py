@@ -9,10 +9,13 @@ impersonation rights for the admin identity.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -26,6 +29,7 @@ from tests.support.localcluster import (
     ensure_binaries,
     interrupt_on_sigterm,
 )
+from tests.support.operator import Installation
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +91,67 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def installation(
+    cluster: Cluster, crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Installation]:
+    """changegate installed by its chart; its webhook runs here under the chart's identity."""
+    if not isinstance(cluster, LocalCluster):
+        pytest.skip("the webhook runs on 127.0.0.1, which only the local control plane can reach")
+    installed = Installation.install(cluster, tmp_path_factory.mktemp("changegate"))
+    yield installed
+    installed.stop()
+
+
+@dataclass
+class Governed:
+    """A governed production namespace of the service payments-api."""
+
+    namespace: str
+    service: str = "payments-api"
+
+
+def service_on_call(namespace: str, service: str = "payments-api", **policy: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "changegate.io/v1alpha1",
+        "kind": "ServiceOnCall",
+        "metadata": {"name": service, "namespace": namespace},
+        "spec": {
+            "service": {"name": service, "displayName": "Payments API", "tier": "Tier1"},
+            "team": {
+                "name": "team-payments",
+                "members": [{"user": "product-dev-1"}, {"user": "product-dev-2"}],
+            },
+            "environments": [{"name": "production", "namespace": namespace, "production": True}],
+            "changePolicy": {
+                "approvers": {"groups": ["change-managers"]},
+                "requiredApprovals": 1,
+                "emergencyGroups": ["payments-emergency"],
+                **policy,
+            },
+        },
+    }
+
+
+@pytest.fixture
+def governed(cluster: LocalCluster, installation: Installation, namespace: str) -> Governed:
+    """The test namespace, governed: labelled, declared production by a ServiceOnCall,
+    with the product team (and an outsider) allowed to edit workloads in it."""
+    for subject in ("Group:team-payments", "User:outsider-1"):
+        kind, name = subject.split(":")
+        cluster.kubectl(
+            "-n",
+            namespace,
+            "create",
+            "rolebinding",
+            f"edit-{name}",
+            "--clusterrole=edit",
+            f"--{kind.lower()}={name}",
+        )
+    cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps(service_on_call(namespace)), user="platform-admin-1"
+    )
+    cluster.kubectl("label", "namespace", namespace, "changegate.io/governed=true")
+    return Governed(namespace)

@@ -39,6 +39,7 @@ PERSONAS: dict[str, tuple[str, ...]] = {
     "change-manager-1": ("change-managers",),
     "auditor-1": ("auditors",),
     "platform-admin-1": ("platform-admins",),
+    "oncall-1": ("team-payments", "payments-emergency"),
     "outsider-1": ("team-search",),
 }
 

@@ -1,0 +1,101 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "changegate.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "changegate.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "changegate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/name: {{ include "changegate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: changegate
+{{- end -}}
+
+{{- define "changegate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "changegate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "changegate.webhookName" -}}{{ include "changegate.fullname" . }}-webhook{{- end -}}
+{{- define "changegate.controllerName" -}}{{ include "changegate.fullname" . }}-controller{{- end -}}
+
+{{/* The URL of one webhook path, or the Service that serves it. */}}
+{{- define "changegate.clientConfig" -}}
+{{- if .root.Values.webhook.url }}
+url: {{ printf "%s/%s" (trimSuffix "/" .root.Values.webhook.url) .path }}
+caBundle: {{ .root.Values.webhook.caBundle }}
+{{- else }}
+service:
+  name: {{ include "changegate.webhookName" .root }}
+  namespace: {{ .root.Release.Namespace }}
+  path: /{{ .path }}
+  port: 443
+caBundle: {{ .caBundle }}
+{{- end }}
+{{- end -}}
+
+{{/* Namespaces the webhook never governs: kube-system and the release's own. */}}
+{{- define "changegate.excludedNamespaces" -}}
+- key: kubernetes.io/metadata.name
+  operator: NotIn
+  values: [kube-system, {{ .Release.Namespace }}]
+{{- end -}}
+
+{{/*
+The webhook's CA and serving certificate: kept from the existing Secret on
+upgrade (so the caBundle stays stable), generated on first install. Computed
+once per render and shared through .Values._tls.
+*/}}
+{{- define "changegate.tls" -}}
+{{- if not .Values._tls -}}
+{{- $name := printf "%s-tls" (include "changegate.webhookName" .) -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace $name -}}
+{{- if and $existing $existing.data (hasKey $existing.data "ca.crt") -}}
+{{- $_ := set .Values "_tls" (dict "ca" (index $existing.data "ca.crt") "crt" (index $existing.data "tls.crt") "key" (index $existing.data "tls.key")) -}}
+{{- else -}}
+{{- $svc := include "changegate.webhookName" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $ca := genCA "changegate-webhook-ca" 3650 -}}
+{{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) nil (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) 3650 $ca -}}
+{{- $_ := set .Values "_tls" (dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "changegate.caBundle" -}}
+{{- if .Values.tls.certManager.enabled -}}
+{{- else -}}
+{{- include "changegate.tls" . -}}
+{{- .Values._tls.ca -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment both roles share: governance settings from values. */}}
+{{- define "changegate.env" -}}
+- name: CHANGEGATE_NAMESPACE
+  value: {{ .Release.Namespace }}
+- name: CHANGEGATE_CHANGE_MANAGER_GROUPS
+  value: {{ join "," .Values.governance.changeManagerGroups | quote }}
+- name: CHANGEGATE_PLATFORM_ADMIN_GROUPS
+  value: {{ join "," .Values.governance.platformAdminGroups | quote }}
+- name: CHANGEGATE_GOVERNED_LABEL
+  value: {{ .Values.governance.governedLabel | quote }}
+- name: CHANGEGATE_OPERATOR_USERS
+  value: {{ printf "system:serviceaccount:%s:%s" .Release.Namespace (include "changegate.controllerName" .) | quote }}
+- name: CHANGEGATE_METRICS_PORT
+  value: {{ .Values.metrics.port | quote }}
+- name: CHANGEGATE_HEALTH_ADDRESS
+  value: "0.0.0.0"
+- name: CHANGEGATE_RETENTION_DAYS
+  value: {{ .Values.evidence.retentionDays | quote }}
+{{- end -}}

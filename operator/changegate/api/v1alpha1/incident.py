@@ -1,0 +1,298 @@
+"""Incident: one incident of a service, from an alert or raised by hand.
+
+People acknowledge it, reassign it (by changing service or assignee), add
+notes, declare it major and resolve it; acknowledgements and notes are
+append-only. Status keeps the phase, the pages sent and a bounded timeline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from changegate.api.v1alpha1.common import (
+    AGE_COLUMN,
+    LIST_SET,
+    ApiModel,
+    AuditEntry,
+    Condition,
+    Count,
+    CustomResource,
+    DNSLabel,
+    ExternalTicket,
+    PrinterColumn,
+    Seconds,
+    StatusModel,
+    Text,
+    Url,
+    UserName,
+    append_only,
+    cel,
+    conditions_field,
+    validations,
+)
+
+
+class Severity(StrEnum):
+    """How badly users are affected (PagerDuty: critical, error, warning, info)."""
+
+    CRITICAL = "Critical"
+    HIGH = "High"
+    MEDIUM = "Medium"
+    LOW = "Low"
+
+
+class IncidentOrigin(StrEnum):
+    """How the incident was opened."""
+
+    ALERT = "Alert"
+    MANUAL = "Manual"
+
+
+class IncidentPhase(StrEnum):
+    """Where an incident is in its lifecycle; derived from its conditions."""
+
+    TRIGGERED = "Triggered"
+    ACKNOWLEDGED = "Acknowledged"
+    RESOLVED = "Resolved"
+
+
+class ResolutionCode(StrEnum):
+    """How an incident ended (after ServiceNow's close codes)."""
+
+    FIXED = "Fixed"
+    WORKAROUND = "Workaround"
+    NO_ACTION_NEEDED = "NoActionNeeded"
+    DUPLICATE = "Duplicate"
+    AUTO_RESOLVED = "AutoResolved"
+
+
+class PageChannel(StrEnum):
+    """Where a page went."""
+
+    PAGER_DUTY = "PagerDuty"
+    SLACK = "Slack"
+    WEBHOOK = "Webhook"
+    KUBERNETES = "Kubernetes"
+
+
+class PageResult(StrEnum):
+    """Whether a page reached the far side."""
+
+    SENT = "Sent"
+    FAILED = "Failed"
+
+
+class SourceAlert(ApiModel):
+    """The Alertmanager alert that opened the incident."""
+
+    fingerprint: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[0-9a-f]+$",
+        description="Alertmanager's fingerprint of the alert (hex); deduplicates deliveries.",
+    )
+    name: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="The alert's alertname label."
+    )
+    labels: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict, max_length=64, description="The alert's labels."
+    )
+    start_time: datetime | None = Field(
+        default=None, description="When the alert started firing (startsAt)."
+    )
+    generator_url: Url | None = Field(
+        default=None, description="Link to the expression that fired (generatorURL)."
+    )
+    group_key: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, description="Alertmanager's group key of the notification."
+    )
+
+
+class Acknowledgement(ApiModel):
+    """Someone taking the incident on. user and time are stamped by the admission webhook."""
+
+    user: UserName | None = Field(
+        default=None,
+        description="Who acknowledged, as the API server authenticated them; set by the webhook.",
+    )
+    time: datetime | None = Field(
+        default=None, description="When it was acknowledged; set by the webhook."
+    )
+    comment: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, description="What they are doing about it."
+    )
+
+
+class Note(ApiModel):
+    """A note on the incident. author and time are stamped by the admission webhook."""
+
+    author: UserName | None = Field(
+        default=None, description="Who wrote the note; set by the webhook."
+    )
+    time: datetime | None = Field(
+        default=None, description="When it was written; set by the webhook."
+    )
+    text: Text = Field(min_length=1, description="The note.")
+
+
+class Resolution(ApiModel):
+    """How the incident was resolved."""
+
+    code: ResolutionCode = Field(
+        description="Fixed, Workaround, NoActionNeeded, Duplicate or AutoResolved."
+    )
+    note: Text = Field(min_length=1, description="What was done, for the record.")
+    resolved_by: UserName | None = Field(
+        default=None, description="Who resolved it; set by the webhook, or changegate for alerts."
+    )
+    time: datetime | None = Field(default=None, description="When it was resolved.")
+
+
+class IncidentSpec(ApiModel):
+    """The desired state of an Incident: what is wrong, how bad, and who is on it."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "(self.origin == 'Alert') == has(self.alert)",
+                "alert is required when origin is Alert, and only then",
+                fieldPath=".alert",
+            ),
+            cel(
+                "!self.freezeChanges || self.major",
+                "only a major incident can freeze changes",
+                fieldPath=".freezeChanges",
+            ),
+            append_only("acknowledgements", "acknowledgements"),
+            append_only("notes", "notes"),
+        )
+    )
+
+    service: DNSLabel = Field(
+        description="Service that owns the incident; change it to reassign the incident."
+    )
+    summary: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        description="One line saying what is wrong."
+    )
+    description: Text | None = Field(default=None, description="What is known so far.")
+    severity: Severity = Field(description="Critical, High, Medium or Low.")
+    major: bool = Field(
+        default=False, description="Whether this is a major incident; pages the incident manager."
+    )
+    freeze_changes: bool = Field(
+        default=False,
+        description="Whether normal changes to the affected services are frozen while it is open.",
+    )
+    affected_services: list[DNSLabel] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Other services affected, frozen too when freezeChanges is set.",
+        json_schema_extra=LIST_SET,
+    )
+    origin: IncidentOrigin = Field(
+        default=IncidentOrigin.MANUAL, description="Alert or Manual: how the incident was opened."
+    )
+    alert: SourceAlert | None = Field(
+        default=None, description="The alert that opened the incident, when origin is Alert."
+    )
+    assignee: UserName | None = Field(
+        default=None, description="Who works on it; whoever is on call when not given."
+    )
+    acknowledgements: list[Acknowledgement] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Acknowledgements, appended one at a time; entries never change.",
+    )
+    notes: list[Note] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Notes, appended one at a time; entries never change.",
+    )
+    resolution: Resolution | None = Field(default=None, description="Set to resolve the incident.")
+
+
+class Page(StatusModel):
+    """One page or notice sent for the incident."""
+
+    time: datetime = Field(description="When it was sent (RFC 3339).")
+    channel: PageChannel = Field(description="PagerDuty, Slack, Webhook or Kubernetes (an Event).")
+    user: UserName | None = Field(default=None, description="Who was paged, where known.")
+    escalation_step: int = Field(
+        default=0, ge=0, le=64, description="Escalation step that sent it, from 0."
+    )
+    dedup_key: Annotated[str, Field(max_length=255)] | None = Field(
+        default=None, description="Deduplication key used with the paging system."
+    )
+    result: PageResult = Field(description="Sent or Failed.")
+    message: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, description="Error or detail from the far side."
+    )
+
+
+class IncidentStatus(StatusModel):
+    """The observed state of an Incident."""
+
+    observed_generation: Count | None = Field(
+        default=None, description="The .metadata.generation this status was computed from."
+    )
+    conditions: list[Condition] = conditions_field()
+    phase: IncidentPhase | None = Field(
+        default=None, description="Triggered, Acknowledged or Resolved; derived from conditions."
+    )
+    triggered_time: datetime | None = Field(
+        default=None, description="When the incident was opened (RFC 3339)."
+    )
+    acknowledged_time: datetime | None = Field(
+        default=None, description="When it was first acknowledged (RFC 3339)."
+    )
+    acknowledged_by: UserName | None = Field(default=None, description="Who acknowledged it first.")
+    resolved_time: datetime | None = Field(
+        default=None, description="When it was resolved (RFC 3339)."
+    )
+    time_to_acknowledge_seconds: Seconds | None = Field(
+        default=None, description="Seconds from triggered to first acknowledged."
+    )
+    time_to_resolve_seconds: Seconds | None = Field(
+        default=None, description="Seconds from triggered to resolved."
+    )
+    pages: list[Page] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Pages and notices sent, oldest first; the oldest entries drop off.",
+    )
+    external_ticket: ExternalTicket | None = Field(
+        default=None, description="Ticket mirroring the incident in an external system."
+    )
+    timeline: list[AuditEntry] = Field(
+        default_factory=list,
+        max_length=128,
+        description="What happened, oldest first; the oldest entries drop off.",
+    )
+
+
+class Incident(CustomResource):
+    """Incident records one incident of a service, from trigger to resolution."""
+
+    plural: ClassVar[str] = "incidents"
+    singular: ClassVar[str] = "incident"
+    short_names: ClassVar[tuple[str, ...]] = ("inc",)
+    selectable_fields: ClassVar[tuple[str, ...]] = (".spec.service", ".spec.severity")
+    printer_columns: ClassVar[tuple[PrinterColumn, ...]] = (
+        PrinterColumn("Service", "string", ".spec.service", "Service that owns it."),
+        PrinterColumn("Severity", "string", ".spec.severity", "How bad it is."),
+        PrinterColumn("Phase", "string", ".status.phase", "Triggered, Acknowledged or Resolved."),
+        PrinterColumn("Major", "boolean", ".spec.major", "Whether it is a major incident."),
+        PrinterColumn("Assignee", "string", ".spec.assignee", "Who works on it."),
+        PrinterColumn("Summary", "string", ".spec.summary", "What is wrong.", 1),
+        AGE_COLUMN,
+    )
+
+    kind: Literal["Incident"] = Field(default="Incident", description="Kind.")
+    spec: IncidentSpec = Field(description="What is wrong, how bad, and who is on it.")
+    status: IncidentStatus = Field(
+        default_factory=IncidentStatus, description="What the operator observed."
+    )

@@ -1,0 +1,111 @@
+"""What changed in a workload: a rollout, a restart, or nothing that needs a change.
+
+Built once from the admission request's objects at the boundary; every rule
+after that reads these values, never the raw bodies.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The parts of a Deployment, StatefulSet or DaemonSet that admission reads."""
+
+    kind: str
+    namespace: str
+    name: str
+    annotations: Mapping[str, str]
+    template: Mapping[str, Any]
+    images: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any], namespace: str | None = None) -> Workload:
+        metadata = body.get("metadata") or {}
+        spec = body.get("spec") or {}
+        template = spec.get("template") or {}
+        pod_spec = template.get("spec") or {}
+        images = {
+            c.get("name", ""): c.get("image", "")
+            for key in ("initContainers", "containers")
+            for c in pod_spec.get(key) or ()
+        }
+        return cls(
+            kind=str(body.get("kind", "")),
+            namespace=str(metadata.get("namespace") or namespace or ""),
+            name=str(metadata.get("name") or ""),
+            annotations=dict(metadata.get("annotations") or {}),
+            template=template,
+            images=images,
+        )
+
+    def fingerprint(self) -> str:
+        """A stable text of the pod template without what controllers add to it."""
+        return template_fingerprint(self.template)
+
+
+def template_fingerprint(template: Mapping[str, Any]) -> str:
+    cleaned = copy.deepcopy(dict(template))
+    labels = (cleaned.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop("pod-template-hash", None)
+        labels.pop("controller-revision-hash", None)
+    return json.dumps(cleaned, sort_keys=True, separators=(",", ":"))
+
+
+def _without_restart(template: Mapping[str, Any]) -> str:
+    cleaned = copy.deepcopy(dict(template))
+    metadata = cleaned.get("metadata") or {}
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(RESTARTED_AT, None)
+        if not annotations:
+            del metadata["annotations"]
+    return template_fingerprint(cleaned)
+
+
+def _without_images(template: Mapping[str, Any]) -> str:
+    cleaned = copy.deepcopy(dict(template))
+    pod_spec = cleaned.get("spec") or {}
+    for key in ("initContainers", "containers"):
+        for container in pod_spec.get(key) or ():
+            if isinstance(container, dict):
+                container.pop("image", None)
+    return _without_restart(cleaned)
+
+
+def is_rollout(old: Workload | None, new: Workload) -> bool:
+    """Only a change of the pod template (or a new workload) rolls pods out."""
+    return old is None or old.fingerprint() != new.fingerprint()
+
+
+def is_restart(old: Workload | None, new: Workload) -> bool:
+    """`kubectl rollout restart`: only the restartedAt annotation of the template moved."""
+    if old is None:
+        return False
+    new_stamp = ((new.template.get("metadata") or {}).get("annotations") or {}).get(RESTARTED_AT)
+    old_stamp = ((old.template.get("metadata") or {}).get("annotations") or {}).get(RESTARTED_AT)
+    return (
+        new_stamp is not None
+        and new_stamp != old_stamp
+        and _without_restart(old.template) == _without_restart(new.template)
+    )
+
+
+def only_images_changed(old: Workload | None, new: Workload) -> bool:
+    """Whether the pod templates differ in container images alone.
+
+    That is what `kubectl rollout undo` of an image update changes; a different
+    restartedAt stamp is no difference of configuration.
+    """
+    if old is None:
+        return False
+    return _without_images(old.template) == _without_images(new.template)

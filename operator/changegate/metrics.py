@@ -1,0 +1,51 @@
+"""Prometheus metrics of both roles, and the small HTTP server that exposes them.
+
+The same server answers the readiness probe (`/readyz`, ready once the
+indexes are warm) and the liveness probe (`/livez`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+ADMISSION_DECISIONS = Counter(
+    "changegate_admission_decisions_total",
+    "Admission decisions on workloads and changegate's kinds, by decision and reason.",
+    ["decision", "reason"],
+)
+ADMISSION_LATENCY = Histogram(
+    "changegate_admission_duration_seconds",
+    "Time spent deciding one admission request, in seconds.",
+    ["kind"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+
+
+async def serve_probes_and_metrics(
+    address: str, port: int, ready: Callable[[], bool]
+) -> web.AppRunner:
+    """Start the probes-and-metrics server; the caller keeps the runner to stop it."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def readyz(_: web.Request) -> web.Response:
+        if ready():
+            return web.Response(text="ok")
+        return web.Response(status=503, text="indexes are warming up")
+
+    async def livez(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/livez", livez)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, address, port).start()
+    return runner

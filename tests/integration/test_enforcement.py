@@ -1,0 +1,436 @@
+"""Enforcement through the real API server: what each persona can and cannot roll out.
+
+The chart's webhook configurations send requests to a webhook process running
+under the chart's own service account; personas act with their own client
+certificates, so every identity below is the one the API server authenticated.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Governed
+from tests.support.localcluster import LocalCluster
+from tests.support.operator import Installation
+from tests.support.polling import wait_for
+
+pytestmark = pytest.mark.integration
+
+IMAGE_V1 = "registry.example.com/payments/api:1.0.0"
+IMAGE_V2 = "registry.example.com/payments/api:1.1.0"
+IMAGE_V3 = "registry.example.com/payments/api:1.2.0"
+
+
+def deployment(namespace: str, name: str = "payments-api", image: str = IMAGE_V1) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "api", "image": image}]},
+                },
+            },
+        }
+    )
+
+
+def change_request(namespace: str, name: str, image: str, **spec: Any) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "changegate.io/v1alpha1",
+            "kind": "ChangeRequest",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "service": "payments-api",
+                "type": "Normal",
+                "summary": f"Roll out {image}",
+                "targets": [
+                    {
+                        "kind": "Deployment",
+                        "name": "payments-api",
+                        "images": [{"container": "api", "image": image}],
+                    }
+                ],
+                "source": {
+                    "repository": "https://git.example.com/payments/api",
+                    "commit": "4f2c9a1e0b7d3c58",
+                },
+                **spec,
+            },
+        }
+    )
+
+
+def get(cluster: LocalCluster, namespace: str, what: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("-n", namespace, "get", what, "-o", "json").stdout)
+
+
+def decide(cluster: LocalCluster, namespace: str, name: str, user: str, **approval: Any) -> Any:
+    """Append an approval as `user`, the way `kubectl patch` would."""
+    current = get(cluster, namespace, f"changerequest/{name}")
+    approvals = [*current["spec"].get("approvals", []), {"decision": "Approved", **approval}]
+    patch = json.dumps({"spec": {"approvals": approvals}})
+    return cluster.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "changerequest",
+        name,
+        "--type=merge",
+        "-p",
+        patch,
+        user=user,
+        check=False,
+    )
+
+
+def set_image(
+    cluster: LocalCluster, namespace: str, image: str, user: str = "product-dev-1", *extra: str
+) -> Any:
+    return cluster.kubectl(
+        "-n",
+        namespace,
+        "set",
+        "image",
+        "deployment/payments-api",
+        f"api={image}",
+        *extra,
+        user=user,
+        check=False,
+    )
+
+
+def events_for(cluster: LocalCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    items = get(cluster, namespace, "events")["items"]
+    return [e for e in items if e["involvedObject"].get("name") == name]
+
+
+@pytest.fixture
+def running(cluster: LocalCluster, installation: Installation, namespace: str) -> Governed:
+    """A Deployment at IMAGE_V1, created before its namespace became governed."""
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        "edit-team",
+        "--clusterrole=edit",
+        "--group=team-payments",
+    )
+    cluster.kubectl("apply", "-f", "-", input=deployment(namespace), user="product-dev-1")
+    cluster.kubectl(
+        "-n", namespace, "rollout", "status", "deployment/payments-api", "--timeout=60s"
+    )
+    return Governed(namespace)
+
+
+@pytest.fixture
+def governed_running(cluster: LocalCluster, running: Governed, governed: Governed) -> Governed:
+    # The webhook sees the namespace's label and the ServiceOnCall through its indexes.
+    wait_for(
+        lambda: (
+            "denied the request"
+            in set_image(
+                cluster, governed.namespace, IMAGE_V2, "product-dev-1", "--dry-run=server"
+            ).stderr
+        ),
+        message="the webhook to govern the namespace",
+    )
+    return governed
+
+
+def test_a_normal_change_goes_from_refusal_to_rollout(
+    cluster: LocalCluster, governed_running: Governed
+) -> None:
+    ns = governed_running.namespace
+
+    refused = set_image(cluster, ns, IMAGE_V2)
+    assert refused.returncode != 0
+    assert "rollout of Deployment/payments-api in" in refused.stderr
+    assert (
+        "no ChangeRequest of service payments-api targets Deployment/payments-api" in refused.stderr
+    )
+    assert "To proceed:" in refused.stderr
+
+    created = cluster.kubectl(
+        "apply", "-f", "-", input=change_request(ns, "api-1-1-0", IMAGE_V2), user="product-dev-1"
+    )
+    assert created.returncode == 0
+    change = get(cluster, ns, "changerequest/api-1-1-0")
+    assert change["spec"]["requester"] == "product-dev-1"
+
+    pending = wait_for(
+        lambda: (
+            (r := set_image(cluster, ns, IMAGE_V2)).returncode != 0
+            and "pending approval 0 of 1" in r.stderr
+            and r
+        ),
+        message="the pending change to show as a near miss",
+    )
+    assert "ChangeRequest api-1-1-0" in pending.stderr
+
+    own = decide(cluster, ns, "api-1-1-0", "product-dev-1")
+    assert own.returncode != 0
+    assert "segregation of duties" in own.stderr
+
+    teammate = decide(cluster, ns, "api-1-1-0", "product-dev-2")
+    assert teammate.returncode != 0
+    assert "product-dev-2 is not an approver of service payments-api" in teammate.stderr
+
+    impostor = decide(cluster, ns, "api-1-1-0", "change-manager-1", approver="someone-else")
+    assert impostor.returncode != 0
+    assert "you are change-manager-1, the approval names someone-else" in impostor.stderr
+
+    approved = decide(cluster, ns, "api-1-1-0", "change-manager-1", comment="tested in staging")
+    assert approved.returncode == 0, approved.stderr
+    approval = get(cluster, ns, "changerequest/api-1-1-0")["spec"]["approvals"][0]
+    assert approval["approver"] == "change-manager-1"
+    assert approval["time"].endswith("Z")
+
+    wrong = wait_for(
+        lambda: (
+            (r := set_image(cluster, ns, IMAGE_V3)).returncode != 0
+            and "image mismatch" in r.stderr
+            and r
+        ),
+        message="the approved change to be indexed",
+    )
+    assert f"expected {IMAGE_V2}, actual {IMAGE_V3}" in wrong.stderr
+
+    allowed = set_image(cluster, ns, IMAGE_V2)
+    assert allowed.returncode == 0, allowed.stderr
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/payments-api", "--timeout=60s")
+    annotations = get(cluster, ns, "deployment/payments-api")["metadata"]["annotations"]
+    assert annotations["changegate.io/change-request"] == "api-1-1-0"
+    assert annotations["changegate.io/deployer"] == "product-dev-1"
+    assert annotations["changegate.io/admission"] == "ApprovedChange"
+
+    reasons = wait_for(
+        lambda: (
+            {e["reason"] for e in events_for(cluster, ns, "payments-api")}
+            >= {"RolloutRefused", "RolloutApprovedChange"}
+            and {e["reason"] for e in events_for(cluster, ns, "payments-api")}
+        ),
+        message="admission events on the Deployment",
+    )
+    assert "RolloutRefused" in reasons
+
+
+def test_scaling_and_restart_pass_and_stamps_cannot_be_forged(
+    cluster: LocalCluster, governed_running: Governed
+) -> None:
+    ns = governed_running.namespace
+    scaled = cluster.kubectl(
+        "-n", ns, "scale", "deployment/payments-api", "--replicas=3", user="product-dev-1"
+    )
+    assert scaled.returncode == 0
+    labelled = cluster.kubectl(
+        "-n", ns, "label", "deployment/payments-api", "tier=gold", user="product-dev-1"
+    )
+    assert labelled.returncode == 0
+
+    restarted = cluster.kubectl(
+        "-n", ns, "rollout", "restart", "deployment/payments-api", user="product-dev-1", check=False
+    )
+    assert restarted.returncode == 0, restarted.stderr
+    annotations = get(cluster, ns, "deployment/payments-api")["metadata"]["annotations"]
+    assert annotations["changegate.io/admission"] == "Restart"
+    assert annotations["changegate.io/deployer"] == "product-dev-1"
+
+    forged = cluster.kubectl(
+        "-n",
+        ns,
+        "annotate",
+        "--overwrite",
+        "deployment/payments-api",
+        "changegate.io/deployer=change-manager-1",
+        user="product-dev-1",
+    )
+    assert forged.returncode == 0
+    annotations = get(cluster, ns, "deployment/payments-api")["metadata"]["annotations"]
+    assert annotations["changegate.io/deployer"] == "product-dev-1"
+
+
+def test_break_glass_needs_the_emergency_group(
+    cluster: LocalCluster, governed_running: Governed
+) -> None:
+    ns = governed_running.namespace
+    cluster.kubectl(
+        "-n",
+        ns,
+        "create",
+        "rolebinding",
+        "edit-outsider",
+        "--clusterrole=edit",
+        "--user=outsider-1",
+    )
+    patch = json.dumps(
+        {
+            "metadata": {
+                "annotations": {"changegate.io/break-glass": "INC-4711 card payments failing"}
+            },
+            "spec": {"template": {"spec": {"containers": [{"name": "api", "image": IMAGE_V3}]}}},
+        }
+    )
+    outsider = cluster.kubectl(
+        "-n", ns, "patch", "deployment/payments-api", "-p", patch, user="outsider-1", check=False
+    )
+    assert outsider.returncode != 0
+    assert "break-glass refused: outsider-1 is not in an emergency group" in outsider.stderr
+
+    member = cluster.kubectl(
+        "-n", ns, "patch", "deployment/payments-api", "-p", patch, user="oncall-1", check=False
+    )
+    assert member.returncode == 0, member.stderr
+    annotations = get(cluster, ns, "deployment/payments-api")["metadata"]["annotations"]
+    assert annotations["changegate.io/admission"] == "BreakGlass"
+    assert annotations["changegate.io/deployer"] == "oncall-1"
+
+
+def test_an_ungoverned_namespace_is_untouched(
+    cluster: LocalCluster, installation: Installation, namespace: str
+) -> None:
+    cluster.kubectl("apply", "-f", "-", input=deployment(namespace))
+    changed = cluster.kubectl(
+        "-n", namespace, "set", "image", "deployment/payments-api", f"api={IMAGE_V3}"
+    )
+    assert changed.returncode == 0
+    annotations = get(cluster, namespace, "deployment/payments-api")["metadata"].get(
+        "annotations", {}
+    )
+    assert not [k for k in annotations if k.startswith("changegate.io/")]
+
+
+def test_a_labelled_namespace_without_a_service_is_refused(
+    cluster: LocalCluster, installation: Installation, namespace: str
+) -> None:
+    cluster.kubectl("label", "namespace", namespace, "changegate.io/governed=true")
+    refused = wait_for(
+        lambda: (
+            (
+                r := cluster.kubectl("apply", "-f", "-", input=deployment(namespace), check=False)
+            ).returncode
+            != 0
+            and r
+        ),
+        message="the labelled namespace to be refused",
+    )
+    assert "no ServiceOnCall declares it as a production environment" in refused.stderr
+
+
+def test_identity_rules_of_changegate_kinds(cluster: LocalCluster, governed: Governed) -> None:
+    ns = governed.namespace
+    claimed = cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=change_request(ns, "claimed", IMAGE_V2, requester="product-dev-2"),
+        user="product-dev-1",
+        check=False,
+    )
+    assert claimed.returncode != 0
+    assert "you are product-dev-1, the body names product-dev-2" in claimed.stderr
+
+    record = json.dumps(
+        {
+            "apiVersion": "changegate.io/v1alpha1",
+            "kind": "DeploymentRecord",
+            "metadata": {"name": f"forged-{ns}"},
+            "spec": json.loads(
+                cluster.kubectl(
+                    "create",
+                    "--dry-run=client",
+                    "-o",
+                    "json",
+                    "-f",
+                    "samples/deploymentrecord.yaml",
+                ).stdout
+            )["spec"],
+        }
+    )
+    forged = cluster.kubectl("create", "-f", "-", input=record, check=False)
+    assert forged.returncode != 0
+    assert (
+        "DeploymentRecords are evidence written only by the changegate controller" in forged.stderr
+    )
+
+    takeover = json.dumps({"spec": {"changePolicy": {"approvers": {"groups": ["team-payments"]}}}})
+    refused = cluster.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "serviceoncall",
+        "payments-api",
+        "--type=merge",
+        "-p",
+        takeover,
+        user="product-dev-1",
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "only change managers or platform administrators" in refused.stderr
+
+
+def test_only_change_managers_activate_templates_and_edits_deactivate(
+    cluster: LocalCluster, governed: Governed
+) -> None:
+    ns = governed.namespace
+    template = {
+        "apiVersion": "changegate.io/v1alpha1",
+        "kind": "ChangeTemplate",
+        "metadata": {"name": "image-bump", "namespace": ns},
+        "spec": {
+            "service": "payments-api",
+            "summary": "New image of the same repository",
+            "workloads": [{"kind": "Deployment", "name": "payments-api"}],
+            "allowedChanges": ["ImageUpdate"],
+            "riskNote": "Covered by canary tests",
+            "active": True,
+        },
+    }
+    refused = cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps(template), user="product-dev-1", check=False
+    )
+    assert refused.returncode != 0
+    assert "only change managers (change-managers) may activate a ChangeTemplate" in refused.stderr
+
+    inactive = {**template, "spec": {**template["spec"], "active": False}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(inactive), user="product-dev-1")
+    activate = json.dumps({"spec": {"active": True}})
+    activated = cluster.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "changetemplate",
+        "image-bump",
+        "--type=merge",
+        "-p",
+        activate,
+        user="change-manager-1",
+    )
+    assert activated.returncode == 0
+    assert get(cluster, ns, "changetemplate/image-bump")["spec"]["active"] is True
+
+    edit = json.dumps({"spec": {"riskNote": "Now also covers config"}})
+    edited = cluster.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "changetemplate",
+        "image-bump",
+        "--type=merge",
+        "-p",
+        edit,
+        user="product-dev-1",
+    )
+    assert edited.returncode == 0
+    assert "no longer active" in edited.stderr
+    assert get(cluster, ns, "changetemplate/image-bump")["spec"]["active"] is False
