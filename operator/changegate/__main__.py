@@ -1,8 +1,8 @@
 """Entry point: `python -m changegate controller|webhook`.
 
 Reads the settings once, picks the role's Kopf registry and runs Kopf with
-them: the webhook role standalone (it only reads), the controller with peering
-so that only one replica writes at a time.
+them, standalone: the webhook because it only reads, the
+controller because the chart runs exactly one replica of it.
 """
 
 from __future__ import annotations
@@ -27,15 +27,16 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s [%(name)s] %(message)s",
     )
+    # Kopf reports every handler run at INFO; keep those for --verbose.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     settings = Settings.from_env(args.role)
-    standalone = settings.role is Role.WEBHOOK
     kopf.run(
         registry=registry_for(settings.role),
         settings=operator_settings(settings),
         memo=kopf.Memo(settings=settings),
         clusterwide=True,
-        standalone=standalone,
-        peering_name=None if standalone else settings.peering_name,
+        # The webhook only reads; the controller runs as one replica (Recreate in the chart).
+        standalone=True,
         liveness_endpoint=f"http://{settings.health_address}:{settings.health_port}/healthz",
     )
     return 0

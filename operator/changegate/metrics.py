@@ -49,3 +49,21 @@ async def serve_probes_and_metrics(
     await runner.setup()
     await web.TCPSite(runner, address, port).start()
     return runner
+
+
+CHANGE_TRANSITIONS = Counter(
+    "changegate_change_transitions_total",
+    "ChangeRequests entering each phase.",
+    ["phase"],
+)
+ROLLOUTS = Counter(
+    "changegate_rollouts_total",
+    "Finished rollouts in governed namespaces, by service and result (DeploymentRecords written).",
+    ["service", "result"],
+)
+LEAD_TIME = Histogram(
+    "changegate_lead_time_seconds",
+    "Change lead time in production: from commit to rollout finished, in seconds.",
+    ["service"],
+    buckets=(300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400),
+)

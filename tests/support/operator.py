@@ -195,15 +195,25 @@ def start_webhook(
     return process
 
 
+def start_controller(cluster: LocalCluster, workdir: Path, name: str = "controller") -> RoleProcess:
+    kubeconfig = token_kubeconfig(cluster, CONTROLLER_SA, workdir / f"{name}.kubeconfig")
+    env = role_env(kubeconfig)
+    env["HOSTNAME"] = name
+    process = RoleProcess("controller", env, workdir / f"{name}.log").start()
+    wait_for(process.ready, timeout=60, message=f"{name} started")
+    return process
+
+
 @dataclass
 class Installation:
-    """changegate installed by its chart, with a webhook process on 127.0.0.1."""
+    """changegate installed by its chart, with its webhook and controller running on 127.0.0.1."""
 
     cluster: LocalCluster
     workdir: Path
     cert: ServingCertificate
     webhook_port: int
     webhook: RoleProcess
+    controller: RoleProcess
 
     @classmethod
     def install(cls, cluster: LocalCluster, workdir: Path) -> Installation:
@@ -211,9 +221,16 @@ class Installation:
         port = free_port()
         install_chart(cluster, f"https://127.0.0.1:{port}", cert.ca_pem)
         webhook = start_webhook(cluster, workdir, cert, port)
-        return cls(cluster, workdir, cert, port, webhook)
+        controller = start_controller(cluster, workdir)
+        return cls(cluster, workdir, cert, port, webhook, controller)
+
+    def restart_controller(self) -> RoleProcess:
+        self.controller.stop()
+        self.controller = start_controller(self.cluster, self.workdir, "controller")
+        return self.controller
 
     def stop(self) -> None:
+        self.controller.stop()
         self.webhook.stop()
 
 

@@ -16,6 +16,7 @@ from kubernetes import client, config
 
 log = logging.getLogger(__name__)
 COMPONENT = "changegate"
+GROUP, VERSION = "changegate.io", "v1alpha1"
 
 
 def api_client() -> client.ApiClient:
@@ -79,6 +80,89 @@ class KubeAdapter:
     def list_service_on_calls(self) -> list[dict[str, Any]]:
         result = cast(
             dict[str, Any],
-            self.custom.list_cluster_custom_object("changegate.io", "v1alpha1", "serviceoncalls"),
+            self.custom.list_cluster_custom_object(GROUP, VERSION, "serviceoncalls"),
         )
         return list(result.get("items", []))
+
+    # -- controller writes ------------------------------------------------------
+
+    def read_change_request(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return cast(
+                dict[str, Any],
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "changerequests", name
+                ),
+            )
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> None:
+        """Merge-patch the status subresource; with a resourceVersion, only if nothing changed since."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, body
+        )
+
+    def create_cluster_object(self, plural: str, body: dict[str, Any]) -> bool:
+        """Create a cluster-scoped object; False when it already exists (a retry)."""
+        try:
+            self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
+        except client.ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    def create_namespaced_object(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
+        """Create an object; False when it already exists or its namespace is going away."""
+        try:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+        except client.ApiException as error:
+            if error.status == 409 or (
+                error.status == 403 and "being terminated" in str(error.body)
+            ):
+                return False
+            raise
+        return True
+
+    def list_cluster_objects(self, plural: str) -> list[dict[str, Any]]:
+        result = cast(
+            dict[str, Any], self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
+        )
+        return list(result.get("items", []))
+
+    def delete_cluster_object(self, plural: str, name: str) -> None:
+        try:
+            self.custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+
+    def image_digests(
+        self, namespace: str, selector: dict[str, str], template_hash: str | None
+    ) -> dict[str, str]:
+        """Digests of the running images (pods' imageID), by container, where the runtime reports them."""
+        labels = dict(selector)
+        if template_hash:
+            labels["pod-template-hash"] = template_hash
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        pods = self.core.list_namespaced_pod(namespace, label_selector=label_selector).items
+        digests: dict[str, str] = {}
+        for pod in pods:
+            for container in (pod.status.container_statuses or []) if pod.status else []:
+                image_id = container.image_id or ""
+                if "@sha256:" in image_id:
+                    digests[container.name] = image_id.split("@", 1)[1]
+        return digests

@@ -66,9 +66,18 @@ def review_change_request(
     user: User,
     policy: ServicePolicy | None,
     now: datetime,
+    *,
+    operator: bool = False,
 ) -> Verdict:
-    """Stamp the requester and approvals; enforce segregation of duties and the frozen spec."""
+    """Stamp the requester and approvals; enforce segregation of duties and the frozen spec.
+
+    The operator itself raises changes after the fact (a break-glass rollout's
+    emergency change, a promotion from pre-production) on behalf of the person
+    who deployed: it alone may name a requester other than itself.
+    """
     if operation == "CREATE" or old is None:
+        if operator and not new.spec.approvals:
+            return Verdict(True, reason="RaisedByOperator")
         return _review_new_change(new, user, policy)
 
     if new.spec.requester != old.spec.requester:

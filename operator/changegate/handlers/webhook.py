@@ -373,6 +373,7 @@ def review_changerequest(
     userinfo: Any,
     patch: kopf.Patch,
     warnings: list[str],
+    memo: kopf.Memo,
     services_by_name: kopf.Index[str, ServicePolicy],
     **_: Any,
 ) -> None:
@@ -380,7 +381,11 @@ def review_changerequest(
     new = _must_parse(ChangeRequest, body)
     previous = _must_parse(ChangeRequest, old) if old else None
     policy = _first(services_by_name.get(new.spec.service))
-    verdict = review_change_request(operation, previous, new, _user(userinfo), policy, _now())
+    user = _user(userinfo)
+    operator = user.username in _state(memo).authorities.operator_users
+    verdict = review_change_request(
+        operation, previous, new, user, policy, _now(), operator=operator
+    )
     _apply(verdict, patch, warnings, "ChangeRequest")
 
 
