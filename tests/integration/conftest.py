@@ -9,6 +9,7 @@ impersonation rights for the admin identity.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from tests.support.localcluster import (
     REPO,
@@ -30,6 +32,8 @@ from tests.support.localcluster import (
     interrupt_on_sigterm,
 )
 from tests.support.operator import Installation
+from tests.support.polling import wait_for
+from tests.support.scenario import IMAGE_V2, deployment, set_image
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +94,8 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
-    core.delete_namespace(name)
+    with contextlib.suppress(ApiException):  # a test may have deleted it already
+        core.delete_namespace(name)
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +160,37 @@ def governed(cluster: LocalCluster, installation: Installation, namespace: str) 
     )
     cluster.kubectl("label", "namespace", namespace, "changegate.io/governed=true")
     return Governed(namespace)
+
+
+@pytest.fixture
+def running(cluster: LocalCluster, installation: Installation, namespace: str) -> Governed:
+    """A Deployment at IMAGE_V1, created before its namespace became governed."""
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        "edit-team",
+        "--clusterrole=edit",
+        "--group=team-payments",
+    )
+    cluster.kubectl("apply", "-f", "-", input=deployment(namespace), user="product-dev-1")
+    cluster.kubectl(
+        "-n", namespace, "rollout", "status", "deployment/payments-api", "--timeout=60s"
+    )
+    return Governed(namespace)
+
+
+@pytest.fixture
+def governed_running(cluster: LocalCluster, running: Governed, governed: Governed) -> Governed:
+    # The webhook sees the namespace's label and the ServiceOnCall through its indexes.
+    wait_for(
+        lambda: (
+            "denied the request"
+            in set_image(
+                cluster, governed.namespace, IMAGE_V2, "product-dev-1", "--dry-run=server"
+            ).stderr
+        ),
+        message="the webhook to govern the namespace",
+    )
+    return governed

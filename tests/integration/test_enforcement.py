@@ -8,7 +8,6 @@ certificates, so every identity below is the one the API server authenticated.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -16,135 +15,18 @@ from tests.integration.conftest import Governed
 from tests.support.localcluster import LocalCluster
 from tests.support.operator import Installation
 from tests.support.polling import wait_for
+from tests.support.scenario import (
+    IMAGE_V2,
+    IMAGE_V3,
+    change_request,
+    decide,
+    deployment,
+    events_for,
+    get,
+    set_image,
+)
 
 pytestmark = pytest.mark.integration
-
-IMAGE_V1 = "registry.example.com/payments/api:1.0.0"
-IMAGE_V2 = "registry.example.com/payments/api:1.1.0"
-IMAGE_V3 = "registry.example.com/payments/api:1.2.0"
-
-
-def deployment(namespace: str, name: str = "payments-api", image: str = IMAGE_V1) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "api", "image": image}]},
-                },
-            },
-        }
-    )
-
-
-def change_request(namespace: str, name: str, image: str, **spec: Any) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "changegate.io/v1alpha1",
-            "kind": "ChangeRequest",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "service": "payments-api",
-                "type": "Normal",
-                "summary": f"Roll out {image}",
-                "targets": [
-                    {
-                        "kind": "Deployment",
-                        "name": "payments-api",
-                        "images": [{"container": "api", "image": image}],
-                    }
-                ],
-                "source": {
-                    "repository": "https://git.example.com/payments/api",
-                    "commit": "4f2c9a1e0b7d3c58",
-                },
-                **spec,
-            },
-        }
-    )
-
-
-def get(cluster: LocalCluster, namespace: str, what: str) -> dict[str, Any]:
-    return json.loads(cluster.kubectl("-n", namespace, "get", what, "-o", "json").stdout)
-
-
-def decide(cluster: LocalCluster, namespace: str, name: str, user: str, **approval: Any) -> Any:
-    """Append an approval as `user`, the way `kubectl patch` would."""
-    current = get(cluster, namespace, f"changerequest/{name}")
-    approvals = [*current["spec"].get("approvals", []), {"decision": "Approved", **approval}]
-    patch = json.dumps({"spec": {"approvals": approvals}})
-    return cluster.kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "changerequest",
-        name,
-        "--type=merge",
-        "-p",
-        patch,
-        user=user,
-        check=False,
-    )
-
-
-def set_image(
-    cluster: LocalCluster, namespace: str, image: str, user: str = "product-dev-1", *extra: str
-) -> Any:
-    return cluster.kubectl(
-        "-n",
-        namespace,
-        "set",
-        "image",
-        "deployment/payments-api",
-        f"api={image}",
-        *extra,
-        user=user,
-        check=False,
-    )
-
-
-def events_for(cluster: LocalCluster, namespace: str, name: str) -> list[dict[str, Any]]:
-    items = get(cluster, namespace, "events")["items"]
-    return [e for e in items if e["involvedObject"].get("name") == name]
-
-
-@pytest.fixture
-def running(cluster: LocalCluster, installation: Installation, namespace: str) -> Governed:
-    """A Deployment at IMAGE_V1, created before its namespace became governed."""
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "create",
-        "rolebinding",
-        "edit-team",
-        "--clusterrole=edit",
-        "--group=team-payments",
-    )
-    cluster.kubectl("apply", "-f", "-", input=deployment(namespace), user="product-dev-1")
-    cluster.kubectl(
-        "-n", namespace, "rollout", "status", "deployment/payments-api", "--timeout=60s"
-    )
-    return Governed(namespace)
-
-
-@pytest.fixture
-def governed_running(cluster: LocalCluster, running: Governed, governed: Governed) -> Governed:
-    # The webhook sees the namespace's label and the ServiceOnCall through its indexes.
-    wait_for(
-        lambda: (
-            "denied the request"
-            in set_image(
-                cluster, governed.namespace, IMAGE_V2, "product-dev-1", "--dry-run=server"
-            ).stderr
-        ),
-        message="the webhook to govern the namespace",
-    )
-    return governed
 
 
 def test_a_normal_change_goes_from_refusal_to_rollout(

@@ -151,21 +151,22 @@ def _window_problem(change: ChangeFacts, now: datetime) -> str | None:
 
 
 def _fix_command(workload: Workload, service: ServicePolicy, pending: ChangeFacts | None) -> str:
-    """The command that would let this rollout through."""
+    """The command that would let this rollout through (the CLI is also `kubectl changegate`)."""
     if pending is not None:
         approvers = sorted(service.approver_users) + [
             f"a member of {g}" for g in sorted(service.approver_groups)
         ]
         return (
-            f"ask {' or '.join(approvers) or 'an approver'} to approve: kubectl -n"
-            f" {pending.namespace} patch changerequest {pending.name} --type=json -p"
-            """ '[{"op":"add","path":"/spec/approvals/-","value":{"decision":"Approved"}}]'"""
+            f"ask {' or '.join(approvers) or 'an approver'} to approve it:"
+            f" kubectl changegate approve -n {pending.namespace} {pending.name}"
+            f" (or kubectl -n {pending.namespace} patch changerequest {pending.name} --type=json -p"
+            """ '[{"op":"add","path":"/spec/approvals/-","value":{"decision":"Approved"}}]')"""
         )
-    images = ", ".join(f"{c}={i}" for c, i in sorted(workload.images.items()))
+    images = " ".join(f"--image {c}={i}" for c, i in sorted(workload.images.items()))
     return (
-        f"raise a ChangeRequest in {workload.namespace} with spec.service={service.service}"
-        f" targeting {workload.kind}/{workload.name} with images {images}"
-        " (kubectl explain changerequest.spec), and have it approved"
+        f"raise a ChangeRequest and have it approved: kubectl changegate request"
+        f" -n {workload.namespace} --service {service.service}"
+        f" --target {workload.kind}/{workload.name} {images}"
     )
 
 
@@ -178,17 +179,15 @@ def _is_rollback(
     so any other edit of the template is a new change, not a rollback.
     """
     workload = request.new
-    if not only_images_changed(request.old, workload):
+    deployed = [
+        c
+        for c in changes
+        if c.service == service.service and (workload.kind, workload.name) in c.deployed
+    ]
+    # Comparing whole templates costs more than the rest of the decision: do it last.
+    if not deployed or not only_images_changed(request.old, workload):
         return None
-    for change in changes:
-        if (
-            change.service != service.service
-            or (workload.kind, workload.name) not in change.deployed
-        ):
-            continue
-        if not image_mismatches(change, workload, request.old):
-            return change
-    return None
+    return next((c for c in deployed if not image_mismatches(c, workload, request.old)), None)
 
 
 def decide_rollout(

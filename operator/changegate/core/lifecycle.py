@@ -190,15 +190,16 @@ def reconcile(
         }[rollout_phase]
     elif facts.cancelled:
         phase, why = ChangePhase.CANCELLED, "cancelled before its rollout started"
+    elif previous is ChangePhase.APPROVED:
+        # An approval stands: the spec is frozen and approvals are append-only.
+        phase, why = previous, _approved_message(status) or "approved"
     elif change.spec.type is ChangeType.EMERGENCY:
         phase, why = (
             ChangePhase.APPROVED,
             "emergency change: admitted at once, to be reviewed afterwards",
         )
     elif change.spec.type is ChangeType.STANDARD:
-        if previous is ChangePhase.APPROVED:
-            phase, why = previous, _approved_message(status)
-        elif fit is not None and fit.ok:
+        if fit is not None and fit.ok:
             phase, why = ChangePhase.APPROVED, fit.why
         else:
             phase, why = ChangePhase.PENDING, fit.why if fit else "waiting for its template"

@@ -9,7 +9,6 @@ written on them, no finalizer is added to anything.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -39,7 +38,7 @@ audit = logging.getLogger("changegate.audit")
 
 GROUP, VERSION = "changegate.io", "v1alpha1"
 M = TypeVar("M", bound=BaseModel)
-EXPIRY_SWEEP_SECONDS = 10.0
+EXPIRY_SWEEP_SECONDS = 5.0
 RETENTION_SWEEP_SECONDS = 3600.0
 
 
@@ -49,6 +48,8 @@ class ControllerState:
     kube: KubeAdapter
     runner: Any = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Approved changes and when they expire, kept current by reconcile_change.
+    deadlines: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
 
 
 def _now() -> dt.datetime:
@@ -178,14 +179,6 @@ for _plural in ("deployments", "statefulsets", "daemonsets"):
     )
 
 
-@kopf.index(GROUP, VERSION, "changerequests", registry=registry)
-def change_deadlines(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[Any, str]:
-    status = body.get("status") or {}
-    if status.get("phase") == ChangePhase.APPROVED.value and status.get("expirationTime"):
-        return {(namespace, name): status["expirationTime"]}
-    return {}
-
-
 # -- ChangeRequests -----------------------------------------------------------
 
 
@@ -234,12 +227,18 @@ def reconcile_change(
 ) -> None:
     """Move the change along its lifecycle from what is observed now."""
     if type == "DELETED" or body.metadata.get("deletionTimestamp"):
+        _state(memo).deadlines.pop((namespace, name), None)
         return
     change = _parse(ChangeRequest, body)
     if change is None:
         return
     now = _now()
     desired, fit = desired_status(change, namespace, kwargs, now)
+    deadlines = _state(memo).deadlines
+    if desired.phase is ChangePhase.APPROVED and desired.expiration_time:
+        deadlines[(namespace, name)] = desired.expiration_time
+    else:
+        deadlines.pop((namespace, name), None)
     current = change.status.to_json()
     wanted = desired.to_json()
     if _same_but_times(current, wanted):
@@ -322,19 +321,16 @@ async def sweep_expiring_changes(memo: kopf.Memo, **_: Any) -> None:
     """Approved changes expire when their window passes; nothing else wakes them, so a sweep does."""
 
     async def sweep() -> None:
+        state = _state(memo)
         while True:
             await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
-            deadlines = getattr(memo, "change_deadlines", None)
-            if deadlines is None:
-                continue
             now = _now()
-            for (namespace, name), values in list(deadlines.items()):
-                due = any(
-                    dt.datetime.fromisoformat(v.replace("Z", "+00:00")) <= now for v in values
-                )
-                if due:
-                    with contextlib.suppress(Exception):
-                        await asyncio.to_thread(_expire, _state(memo), namespace, name, now)
+            for (namespace, name), deadline in list(state.deadlines.items()):
+                if deadline <= now:
+                    try:
+                        await asyncio.to_thread(_expire, state, namespace, name, now)
+                    except Exception as error:  # the next sweep tries again
+                        log.warning("could not expire %s/%s: %s", namespace, name, error)
 
     memo.state.tasks.append(asyncio.create_task(sweep()))
 

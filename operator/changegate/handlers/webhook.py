@@ -179,6 +179,15 @@ def governed_namespaces(
     return {name: True} if labels.get(settings.governed_label) == "true" else {}
 
 
+@kopf.index("", "v1", "namespaces", registry=registry)
+def terminating_namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, bool]:
+    terminating = (
+        body.metadata.get("deletionTimestamp")
+        or body.get("status", {}).get("phase") == "Terminating"
+    )
+    return {name: True} if terminating else {}
+
+
 # -- workloads ----------------------------------------------------------------
 
 
@@ -425,12 +434,21 @@ def review_changetemplate(
     operations=["CREATE", "UPDATE", "DELETE"],
 )
 def review_serviceoncall(
-    body: kopf.Body, old: Any, operation: str, userinfo: Any, memo: kopf.Memo, **_: Any
+    body: kopf.Body,
+    old: Any,
+    operation: str,
+    userinfo: Any,
+    memo: kopf.Memo,
+    terminating_namespaces: kopf.Index[str, bool],
+    **_: Any,
 ) -> None:
     """Approvers, emergency groups and production change only by governance."""
     new: ServiceOnCall | None = None
     previous: ServiceOnCall | None
     if operation == "DELETE":
+        if body.metadata.namespace in terminating_namespaces:
+            # The namespace's own deletion must never hang on us.
+            return
         previous = _must_parse(ServiceOnCall, old or body)
     else:
         new = _must_parse(ServiceOnCall, body)

@@ -1,0 +1,230 @@
+"""The command line: `changegate request|approve|reject|cancel|status|list`.
+
+argparse only. Connection flags (--kubeconfig, --context, -n) are accepted
+before or after the command, as kubectl accepts them, because `kubectl
+changegate ...` hands every argument after the plugin's name to us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TypeVar
+
+from changegate.api.v1alpha1 import ChangePhase, ChangeType, Level
+from changegate.cli.formats import OutputFormat
+from changegate.cli.progress import AWAITABLE
+
+E = TypeVar("E", bound=StrEnum)
+
+DESCRIPTION = """\
+Raise, approve and follow changegate ChangeRequests as yourself (your kubeconfig
+identity). Also installed as kubectl-changegate, so `kubectl changegate ...` works."""
+
+EPILOG = """\
+exit codes: 0 ok, 1 refused by the API server or unreachable, 2 bad usage,
+3 the change ended Failed, Rejected, Cancelled or Expired, 4 --wait timed out"""
+
+REQUEST_EPILOG = """\
+Unset source flags are read from the CI environment: GitHub Actions
+(GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_RUN_ID, GITHUB_REF),
+GitLab CI (CI_PROJECT_URL, CI_COMMIT_SHA, CI_COMMIT_TIMESTAMP, CI_PIPELINE_URL),
+Azure Pipelines, Bitbucket Pipelines, CircleCI and Jenkins (GIT_URL, GIT_COMMIT,
+BUILD_URL). Without a commit time, the checkout's git history is asked for it.
+
+example:
+  changegate request --service payments-api --target deployment/payments-api \\
+      --image api=registry.example.com/payments/api:1.4.2 --wait --until Approved"""
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `15m`, `2h` or `1h30m`."""
+    if text.isdigit():
+        return float(text)
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 15m or 1h30m")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def enum_parser(enum: type[E], allowed: tuple[E, ...] = ()) -> Callable[[str], E]:
+    """A case-insensitive argparse type for a StrEnum: `normal` means Normal."""
+    members = allowed or tuple(enum)
+    by_name = {member.value.lower(): member for member in members}
+
+    def parse(text: str) -> E:
+        try:
+            return by_name[text.lower()]
+        except KeyError:
+            choices = ", ".join(member.value for member in members)
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {choices}") from None
+
+    parse.__name__ = enum.__name__
+    return parse
+
+
+def add_connection_flags(parser: argparse.ArgumentParser, inherit: bool) -> None:
+    """--kubeconfig, --context, -n; on a command they only override when given."""
+    default = argparse.SUPPRESS if inherit else None
+    parser.add_argument(
+        "--kubeconfig",
+        default=default,
+        help="kubeconfig file (default: KUBECONFIG, ~/.kube/config)",
+    )
+    parser.add_argument("--context", default=default, help="kubeconfig context to use")
+    parser.add_argument(
+        "-n", "--namespace", default=default, help="namespace (default: the context's namespace)"
+    )
+
+
+def add_wait_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait", action="store_true", help="show progress until the change settles"
+    )
+    parser.add_argument(
+        "--until",
+        type=enum_parser(ChangePhase, AWAITABLE),
+        default=ChangePhase.COMPLETED,
+        metavar="PHASE",
+        help="with --wait, stop once the change is Approved, InProgress or Completed"
+        " (default: Completed; a change that ends Failed, Rejected, Cancelled or Expired"
+        " always stops the wait)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=parse_duration,
+        default=parse_duration("30m"),
+        help="with --wait, give up after this long, for example 90s, 15m, 2h (default: 30m)",
+    )
+
+
+def add_output_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=OutputFormat,
+        choices=list(OutputFormat),
+        help="print the object(s) as json or yaml instead of text",
+    )
+
+
+def add_request_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    request = commands.add_parser(
+        "request",
+        help="raise a ChangeRequest (prints its name)",
+        description="Raise a ChangeRequest; print its name on stdout.",
+        epilog=REQUEST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_connection_flags(request, inherit=True)
+    request.add_argument("--service", required=True, help="the service (its ServiceOnCall)")
+    request.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        default=[],
+        metavar="KIND/NAME",
+        help="workload to change, repeatable; KIND defaults to deployment"
+        " (default: deployment/<service>)",
+    )
+    request.add_argument(
+        "--image",
+        dest="images",
+        action="append",
+        default=[],
+        metavar="CONTAINER=IMAGE",
+        help="image a container must run, repeatable; applies to every target",
+    )
+    request.add_argument(
+        "--type",
+        dest="change_type",
+        type=enum_parser(ChangeType),
+        default=ChangeType.NORMAL,
+        metavar="TYPE",
+        help="Standard, Normal or Emergency (default: Normal)",
+    )
+    request.add_argument("--template", help="the ChangeTemplate a Standard change follows")
+    request.add_argument("--emergency-reason", help="why an Emergency change cannot wait")
+    request.add_argument("--name", help="name of the ChangeRequest (default: <service>-<commit>)")
+    request.add_argument("--summary", help="one line saying what changes (default: derived)")
+    request.add_argument("--description", help="what changes and why")
+    request.add_argument(
+        "--risk", type=enum_parser(Level), metavar="LEVEL", help="Low, Medium or High"
+    )
+    request.add_argument(
+        "--impact", type=enum_parser(Level), metavar="LEVEL", help="Low, Medium or High"
+    )
+    request.add_argument("--backout-plan", help="how the change is undone if it fails")
+    request.add_argument("--repository", help="source repository URL")
+    request.add_argument("--commit", help="commit SHA")
+    request.add_argument("--commit-time", help="commit time (RFC 3339); starts the lead time")
+    request.add_argument("--branch", help="branch or tag the commit was built from")
+    request.add_argument("--pull-request", help="link to the reviewed pull request")
+    request.add_argument("--pipeline-run", help="link to the pipeline run")
+    request.add_argument("--window-start", metavar="TIME", help="window opens (RFC 3339)")
+    request.add_argument(
+        "--window-end", metavar="TIME", help="window closes (RFC 3339); alone, it opens now"
+    )
+    request.add_argument(
+        "--dry-run", action="store_true", help="print the ChangeRequest as YAML; create nothing"
+    )
+    add_wait_flags(request)
+
+
+def add_decision_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    approve = commands.add_parser("approve", help="approve a change as yourself")
+    add_connection_flags(approve, inherit=True)
+    approve.add_argument("name", help="the ChangeRequest")
+    approve.add_argument("--comment", help="why")
+    add_wait_flags(approve)
+
+    reject = commands.add_parser("reject", help="reject a change as yourself (says why)")
+    add_connection_flags(reject, inherit=True)
+    reject.add_argument("name", help="the ChangeRequest")
+    reject.add_argument("--comment", required=True, help="why it is rejected (required)")
+
+    cancel = commands.add_parser("cancel", help="cancel a change before it rolls out")
+    add_connection_flags(cancel, inherit=True)
+    cancel.add_argument("name", help="the ChangeRequest")
+
+
+def add_reading_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = commands.add_parser("status", help="show one change: phase, approvals, rollouts")
+    add_connection_flags(status, inherit=True)
+    status.add_argument("name", help="the ChangeRequest")
+    add_output_flag(status)
+    add_wait_flags(status)
+
+    listing = commands.add_parser("list", help="list changes as a table")
+    add_connection_flags(listing, inherit=True)
+    listing.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="list changes in every namespace"
+    )
+    listing.add_argument("--service", help="only changes of this service")
+    listing.add_argument(
+        "--phase",
+        type=enum_parser(ChangePhase),
+        metavar="PHASE",
+        help="only changes in this phase (Pending, Approved, InProgress, Completed, ...)",
+    )
+    add_output_flag(listing)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="changegate",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_connection_flags(parser, inherit=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_request_command(commands)
+    add_decision_commands(commands)
+    add_reading_commands(commands)
+    return parser
