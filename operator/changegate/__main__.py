@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Kopf reports every handler run at INFO; keep those for --verbose.
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     settings = Settings.from_env(args.role)
     kopf.run(
         registry=registry_for(settings.role),

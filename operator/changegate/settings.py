@@ -45,6 +45,8 @@ class Settings:
     )
     # This replica's name, reported on the Events it posts.
     instance: str = "changegate"
+    # Days a DeploymentRecord is kept before the controller deletes it; 0 keeps them forever.
+    retention_days: int = 400
     # Label that marks a namespace governed (narrows the webhook configuration).
     governed_label: str = "changegate.io/governed"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -80,5 +82,6 @@ class Settings:
             ),
             operator_users=groups("CHANGEGATE_OPERATOR_USERS", cls.operator_users),
             instance=env.get("HOSTNAME", cls.instance),
+            retention_days=int(env.get("CHANGEGATE_RETENTION_DAYS", cls.retention_days)),
             governed_label=env.get("CHANGEGATE_GOVERNED_LABEL", cls.governed_label),
         )

@@ -300,6 +300,32 @@ def test_only_change_managers_activate_templates_and_edits_deactivate(
     )
     assert activated.returncode == 0
     assert get(cluster, ns, "changetemplate/image-bump")["spec"]["active"] is True
+    status = wait_for(
+        lambda: (
+            get(cluster, ns, "changetemplate/image-bump").get("status", {}).get("activatedBy")
+            and get(cluster, ns, "changetemplate/image-bump")["status"]
+        ),
+        message="the activation recorded in status",
+    )
+    assert status["activatedBy"] == "change-manager-1"
+    assert status["conditions"][0]["type"] == "Active"
+    assert status["conditions"][0]["status"] == "True"
+    forged = json.dumps(
+        {"metadata": {"annotations": {"changegate.io/activated-by": "product-dev-1"}}}
+    )
+    cluster.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "changetemplate",
+        "image-bump",
+        "--type=merge",
+        "-p",
+        forged,
+        user="product-dev-1",
+    )
+    stamped = get(cluster, ns, "changetemplate/image-bump")["metadata"]["annotations"]
+    assert stamped["changegate.io/activated-by"] == "change-manager-1"
 
     edit = json.dumps({"spec": {"riskNote": "Now also covers config"}})
     edited = cluster.kubectl(
@@ -316,3 +342,36 @@ def test_only_change_managers_activate_templates_and_edits_deactivate(
     assert edited.returncode == 0
     assert "no longer active" in edited.stderr
     assert get(cluster, ns, "changetemplate/image-bump")["spec"]["active"] is False
+
+
+def test_dry_run_is_answered_alike_without_side_effects_and_decisions_are_counted(
+    cluster: LocalCluster, installation: Installation, governed_running: Governed
+) -> None:
+    ns = governed_running.namespace
+    dry = set_image(cluster, ns, IMAGE_V3, "outsider-1", "--dry-run=server")
+    assert dry.returncode != 0
+    assert "no approved ChangeRequest of service payments-api covers it" in dry.stderr
+    real = set_image(cluster, ns, IMAGE_V3)
+    assert real.returncode != 0
+    refusals = wait_for(
+        lambda: [
+            e["message"]
+            for e in events_for(cluster, ns, "payments-api")
+            if e["reason"] == "RolloutRefused"
+        ],
+        message="the refusal's event",
+    )
+    # The dry run (by outsider-1, before the real request) left no event behind.
+    assert any("(user product-dev-1)" in m for m in refusals)
+    assert not any("outsider-1" in m for m in refusals)
+
+    metrics = installation.webhook.metrics()
+    assert (
+        'changegate_admission_decisions_total{decision="deny",reason="NoApprovedChange"}' in metrics
+    )
+    count = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith('changegate_admission_duration_seconds_count{kind="Deployment"}')
+    )
+    assert count >= 2

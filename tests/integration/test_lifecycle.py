@@ -22,6 +22,7 @@ from tests.support.scenario import (
     IMAGE_V3,
     change_request,
     decide,
+    deployment,
     events_for,
     get,
     set_image,
@@ -377,3 +378,65 @@ def test_an_approved_change_unused_past_its_window_expires(
     refused = set_image(cluster, ns, IMAGE_V2)
     assert refused.returncode != 0
     assert "ChangeRequest api-late: Expired" in refused.stderr
+
+
+def test_a_finished_staging_rollout_raises_the_production_change(
+    cluster: LocalCluster, api: Any, governed_running: Governed
+) -> None:
+    from kubernetes import client as k8s
+
+    production = governed_running.namespace
+    staging = f"{production}-stg"
+    k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=staging)))
+    try:
+        soc = json.loads(
+            cluster.kubectl(
+                "-n", production, "get", "serviceoncall/payments-api", "-o", "json"
+            ).stdout
+        )
+        environments = [
+            {"name": "staging", "namespace": staging, "raisesProductionChanges": True},
+            {"name": "production", "namespace": production, "production": True},
+        ]
+        patch = json.dumps({"spec": {"environments": environments}})
+        cluster.kubectl(
+            "-n",
+            production,
+            "patch",
+            "serviceoncall/payments-api",
+            "--type=merge",
+            "-p",
+            patch,
+            user="platform-admin-1",
+        )
+        assert soc["spec"]["service"]["name"] == "payments-api"
+
+        body = json.loads(deployment(staging, image=IMAGE_V2))
+        body["metadata"]["annotations"] = {
+            "changegate.io/source-repository": "https://git.example.com/payments/api",
+            "changegate.io/source-commit": "4f2c9a1e0b7d3c58",
+            "changegate.io/source-commit-time": COMMIT_TIME,
+        }
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+        raised = wait_for(
+            lambda: json.loads(
+                cluster.kubectl(
+                    "-n",
+                    production,
+                    "get",
+                    "changerequests",
+                    "-l",
+                    "changegate.io/promoted-from=staging",
+                    "-o",
+                    "json",
+                ).stdout
+            )["items"],
+            message="the production change raised from staging",
+        )
+        [change] = raised
+        assert change["spec"]["type"] == "Normal"
+        assert change["spec"]["targets"][0]["images"] == [{"container": "api", "image": IMAGE_V2}]
+        assert change["spec"]["source"]["commit"] == "4f2c9a1e0b7d3c58"
+        wait_phase(cluster, production, change["metadata"]["name"], "Pending")
+    finally:
+        cluster.kubectl("delete", "namespace", staging, "--wait=false")

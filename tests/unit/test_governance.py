@@ -482,12 +482,19 @@ ACTIVE = change_template(active=True)
 def test_review_change_template(
     old: Any, new: Any, user: User, allowed: bool, reason: str, deactivated: bool
 ) -> None:
-    verdict = review_change_template("UPDATE" if old else "CREATE", old, new, user, AUTHORITIES)
+    verdict = review_change_template(
+        "UPDATE" if old else "CREATE", old, new, user, AUTHORITIES, NOW
+    )
 
     assert (verdict.allowed, verdict.reason) == (allowed, reason), verdict.message
     if deactivated:
         assert verdict.patch == [{"op": "replace", "path": "/spec/active", "value": False}]
         assert "no longer active" in verdict.warnings[0]
+    elif reason == "Activated":
+        # Who activated it, and when, is stamped from the authenticated user.
+        stamped = jsonpatch.apply_patch(new.to_json() | {"metadata": {"name": "t"}}, verdict.patch)
+        assert stamped["metadata"]["annotations"]["changegate.io/activated-by"] == user.username
+        assert stamped["metadata"]["annotations"]["changegate.io/activated-at"].endswith("Z")
     else:
         assert verdict.patch == []
     if not allowed:
@@ -498,7 +505,7 @@ def test_metadata_edit_of_an_active_template_keeps_it_active() -> None:
     new = ACTIVE.model_copy(deep=True)
     new.metadata.labels["team"] = "payments"
 
-    verdict = review_change_template("UPDATE", ACTIVE, new, REQUESTER, AUTHORITIES)
+    verdict = review_change_template("UPDATE", ACTIVE, new, REQUESTER, AUTHORITIES, NOW)
 
     assert verdict.patch == []
 

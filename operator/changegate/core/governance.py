@@ -55,6 +55,27 @@ def refuse(reason: str, message: str) -> Verdict:
     return Verdict(False, message, reason)
 
 
+ACTIVATED_BY = "changegate.io/activated-by"
+ACTIVATED_AT = "changegate.io/activated-at"
+
+
+def _set_annotations(
+    current: dict[str, str], wanted: dict[str, str | None]
+) -> list[dict[str, Any]]:
+    """JSON patch ops that give the object these annotation values (None removes one)."""
+    if not current:
+        values = {k: v for k, v in wanted.items() if v is not None}
+        return [{"op": "add", "path": "/metadata/annotations", "value": values}] if values else []
+    ops: list[dict[str, Any]] = []
+    for key, value in wanted.items():
+        path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+        if value is not None:
+            ops.append({"op": "add", "path": path, "value": value})
+        elif key in current:
+            ops.append({"op": "remove", "path": path})
+    return ops
+
+
 def _timestamp(now: datetime) -> str:
     return now.isoformat().replace("+00:00", "Z")
 
@@ -206,6 +227,7 @@ def review_change_template(
     new: ChangeTemplate,
     user: User,
     authorities: Authorities,
+    now: datetime,
 ) -> Verdict:
     """Only a change manager activates a template; any other edit of its spec deactivates it."""
     was_active = bool(old and old.spec.active)
@@ -216,7 +238,22 @@ def review_change_template(
                 f"only change managers ({', '.join(sorted(authorities.change_manager_groups))})"
                 f" may activate a ChangeTemplate; {user.username} may not",
             )
-        return Verdict(True, reason="Activated")
+        return Verdict(
+            True,
+            reason="Activated",
+            patch=_set_annotations(
+                new.metadata.annotations,
+                {ACTIVATED_BY: user.username, ACTIVATED_AT: _timestamp(now)},
+            ),
+        )
+    # Who activated the template is evidence: nobody edits it by hand.
+    kept = {
+        k: (old.metadata.annotations.get(k) if old else None) for k in (ACTIVATED_BY, ACTIVATED_AT)
+    }
+    if any(new.metadata.annotations.get(k) != v for k, v in kept.items()):
+        return Verdict(
+            True, reason="StampRestored", patch=_set_annotations(new.metadata.annotations, kept)
+        )
     if old is not None and was_active and new.spec.active:
         before = old.spec.model_copy(update={"active": True}).to_json()
         after = new.spec.model_copy(update={"active": True}).to_json()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from changegate.api.v1alpha1.changerequest import (
     TERMINAL_PHASES,
@@ -22,8 +22,18 @@ from changegate.api.v1alpha1.changerequest import (
     ChangeRequestStatus,
     RolloutResult,
 )
-from changegate.api.v1alpha1.changetemplate import ChangeTemplate, TemplateChange
-from changegate.api.v1alpha1.common import AuditEntry, ChangeType, Condition, ConditionStatus
+from changegate.api.v1alpha1.changetemplate import (
+    ChangeTemplate,
+    ChangeTemplateStatus,
+    TemplateChange,
+)
+from changegate.api.v1alpha1.common import (
+    AuditEntry,
+    ChangeType,
+    Condition,
+    ConditionStatus,
+    Weekday,
+)
 from changegate.core.facts import ChangeFacts, ServicePolicy
 from changegate.core.images import ImageRef
 
@@ -34,6 +44,11 @@ AUDIT_LIMIT = 64
 APPROVED = "Approved"
 ROLLED_OUT = "RolledOut"
 CLOSED = "Closed"
+
+# Phases in which the change holds its approval (Expired holds it too, when it had one).
+_APPROVED_PHASES = frozenset(
+    {ChangePhase.APPROVED, ChangePhase.IN_PROGRESS, ChangePhase.COMPLETED, ChangePhase.FAILED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +62,21 @@ class Fit:
 WorkloadImages = Mapping[tuple[str, str], Mapping[str, str]]
 
 
-def _weekday(moment: dt.datetime) -> str:
-    return moment.strftime("%A")
+# Indexed by datetime.weekday(); strftime("%A") would follow the process locale.
+_WEEKDAYS = tuple(Weekday)
 
 
 def _in_recurring_window(template: ChangeTemplate, now: dt.datetime) -> bool:
+    """Whether `now` falls in one of the template's weekly windows (in each window's zone).
+
+    Raises (ZoneInfoNotFoundError, ValueError, OSError) for a zone tzdata does not hold.
+    """
     if not template.spec.windows:
         return True
     for window in template.spec.windows:
         local = now.astimezone(ZoneInfo(window.time_zone))
         clock = local.strftime("%H:%M")
-        days = {d.value for d in window.days}
-        if _weekday(local) in days and window.start_at <= clock < window.end_at:
+        if _WEEKDAYS[local.weekday()] in window.days and window.start_at <= clock < window.end_at:
             return True
     return False
 
@@ -81,7 +99,13 @@ def template_fit(
         return Fit(False, f"template {name} is not active: a change manager must activate it")
     if template.spec.expiration_time and now >= template.spec.expiration_time:
         return Fit(False, f"template {name} expired at {template.spec.expiration_time.isoformat()}")
-    if not _in_recurring_window(template, now):
+    try:
+        in_window = _in_recurring_window(template, now)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # The schema only checks the zone's spelling; one bad template must not crash reconcile.
+        zones = ", ".join(sorted({w.time_zone for w in template.spec.windows}))
+        return Fit(False, f"template {name} names a time zone the operator does not know ({zones})")
+    if not in_window:
         return Fit(False, f"outside the windows of template {name}")
     for target in change.spec.targets:
         key = (target.kind.value, target.name)
@@ -219,8 +243,12 @@ def reconcile(
         else:
             phase, why = ChangePhase.PENDING, f"pending approval {len(approved_by)} of {required}"
 
-    if phase is ChangePhase.APPROVED and previous is not ChangePhase.APPROVED:
+    if phase in _APPROVED_PHASES and previous not in TERMINAL_PHASES:
+        # Also when a rollout is recorded before the change was first seen approved (an
+        # emergency raised after the fact), or an Approved status lacks the time: without
+        # it the expiry below would move with every reconcile and never come.
         approved_time = approved_time or now
+    approval_why = why
     expiration = status.expiration_time
     if phase is ChangePhase.APPROVED:
         window_end = change.spec.window.end_time if change.spec.window else None
@@ -228,21 +256,21 @@ def reconcile(
         if now >= expiration:
             phase, why = ChangePhase.EXPIRED, f"not used before {expiration.isoformat()}"
 
-    approved = phase in (
-        ChangePhase.APPROVED,
-        ChangePhase.IN_PROGRESS,
-        ChangePhase.COMPLETED,
-        ChangePhase.FAILED,
-    ) or (phase is ChangePhase.EXPIRED and approved_time is not None)
+    approved = phase in _APPROVED_PHASES or (
+        phase is ChangePhase.EXPIRED and approved_time is not None
+    )
+    approved_status = ConditionStatus.TRUE if approved else ConditionStatus.FALSE
+    approved_reason = "Approved" if approved else phase.value
     conditions = [
         _condition(
             status.conditions,
             APPROVED,
-            ConditionStatus.TRUE if approved else ConditionStatus.FALSE,
-            "Approved" if approved else phase.value,
+            approved_status,
+            approved_reason,
             why
             if phase in (ChangePhase.APPROVED, ChangePhase.PENDING, ChangePhase.REJECTED)
-            else _approved_message(status) or why,
+            else _kept_message(status, approved_status, approved_reason)
+            or (approval_why if approved else why),
             generation,
             now,
         ),
@@ -305,6 +333,16 @@ def reconcile(
     )
 
 
+def _kept_message(
+    status: ChangeRequestStatus, condition_status: ConditionStatus, reason: str
+) -> str:
+    """The Approved condition's message, while its status and reason stay as they were."""
+    condition = next((c for c in status.conditions if c.type == APPROVED), None)
+    if condition and condition.status is condition_status and condition.reason == reason:
+        return condition.message
+    return ""
+
+
 def _approved_message(status: ChangeRequestStatus) -> str:
     condition = next((c for c in status.conditions if c.type == APPROVED), None)
     return condition.message if condition else ""
@@ -313,3 +351,53 @@ def _approved_message(status: ChangeRequestStatus) -> str:
 def _closing_message(status: ChangeRequestStatus, phase: ChangePhase) -> str:
     condition = next((c for c in status.conditions if c.type == CLOSED), None)
     return condition.message if condition and condition.reason == phase.value else phase.value
+
+
+ACTIVE = "Active"
+ACTIVATED_BY = "changegate.io/activated-by"
+ACTIVATED_AT = "changegate.io/activated-at"
+
+
+def template_status(template: ChangeTemplate, now: dt.datetime) -> ChangeTemplateStatus:
+    """Whether a template counts now, and who activated it (stamped by the webhook)."""
+    status = template.status
+    spec = template.spec
+    annotations = template.metadata.annotations
+    if not spec.active:
+        state, reason, message = (
+            ConditionStatus.FALSE,
+            "NotActivated",
+            "a change manager must activate it",
+        )
+    elif spec.expiration_time and now >= spec.expiration_time:
+        state, reason, message = (
+            ConditionStatus.FALSE,
+            "Expired",
+            f"expired at {spec.expiration_time.isoformat()}",
+        )
+    else:
+        who = annotations.get(ACTIVATED_BY, "a change manager")
+        state, reason, message = ConditionStatus.TRUE, "Activated", f"activated by {who}"
+    activated_at = annotations.get(ACTIVATED_AT)
+    return status.model_copy(
+        update={
+            "observed_generation": template.metadata.generation,
+            "conditions": [
+                _condition(
+                    status.conditions,
+                    ACTIVE,
+                    state,
+                    reason,
+                    message,
+                    template.metadata.generation,
+                    now,
+                )
+            ],
+            "activated_by": annotations.get(ACTIVATED_BY) if spec.active else status.activated_by,
+            "activated_time": (
+                dt.datetime.fromisoformat(activated_at.replace("Z", "+00:00"))
+                if spec.active and activated_at
+                else status.activated_time
+            ),
+        }
+    )

@@ -226,3 +226,66 @@ def evidence(
             lead_time_seconds=lead_time,
         ),
     )
+
+
+SOURCE_REPOSITORY = "changegate.io/source-repository"
+SOURCE_COMMIT = "changegate.io/source-commit"
+SOURCE_COMMIT_TIME = "changegate.io/source-commit-time"
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """A finished rollout in the pre-production stage: what production should get next."""
+
+    kind: WorkloadKind
+    namespace: str
+    name: str
+    revision: int
+    images: dict[str, str]
+    source: dict[str, str]
+    deployer: str | None
+
+    @property
+    def change_name(self) -> str:
+        return f"promote-{self.name}-{self.revision}"[:253]
+
+
+def promotion(body: Mapping[str, Any], now: dt.datetime) -> Promotion | None:
+    """The pre-production rollout in this body, once it has finished successfully.
+
+    Pre-production is not governed, so nothing is stamped: the source comes from
+    the annotations the pipeline sets (changegate.io/source-commit and friends).
+    """
+    metadata = body.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    kind = WorkloadKind(body.get("kind", "Deployment"))
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    if int(status.get("observedGeneration") or 0) < int(metadata.get("generation") or 0):
+        return None
+    revision = (
+        int(annotations.get(REVISION_ANNOTATION) or 0)
+        if kind is WorkloadKind.DEPLOYMENT
+        else int(metadata.get("generation") or 0)
+    )
+    result, _ = _outcome(kind, spec, status, now)
+    if revision <= 0 or result is not FinalResult.SUCCEEDED:
+        return None
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or ()
+    source = {
+        key: annotations[annotation]
+        for key, annotation in (
+            ("repository", SOURCE_REPOSITORY),
+            ("commit", SOURCE_COMMIT),
+            ("commitTime", SOURCE_COMMIT_TIME),
+        )
+        if annotations.get(annotation)
+    }
+    return Promotion(
+        kind=kind,
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        revision=revision,
+        images={c["name"]: c["image"] for c in containers},
+        source=source if {"repository", "commit"} <= source.keys() else {},
+        deployer=annotations.get(DEPLOYER_ANNOTATION) or None,
+    )

@@ -26,7 +26,15 @@ from changegate.api.v1alpha1.deploymentrecord import AdmissionBasis, FinalResult
 from changegate.api.v1alpha1.serviceoncall import EnvironmentStatus, ServiceOnCall
 from changegate.core import lifecycle
 from changegate.core.facts import ServicePolicy
-from changegate.core.rollouts import Observation, evidence, observe, with_rollout
+from changegate.core.retention import expired_records
+from changegate.core.rollouts import (
+    Observation,
+    Promotion,
+    evidence,
+    observe,
+    promotion,
+    with_rollout,
+)
 from changegate.handlers.login import register_login
 from changegate.metrics import CHANGE_TRANSITIONS, LEAD_TIME, ROLLOUTS, serve_probes_and_metrics
 from changegate.settings import Settings
@@ -50,6 +58,8 @@ class ControllerState:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Approved changes and when they expire, kept current by reconcile_change.
     deadlines: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
+    # Production changes already raised from pre-production, to skip repeated creates.
+    raised: set[str] = field(default_factory=set)
 
 
 def _now() -> dt.datetime:
@@ -335,6 +345,31 @@ async def sweep_expiring_changes(memo: kopf.Memo, **_: Any) -> None:
     memo.state.tasks.append(asyncio.create_task(sweep()))
 
 
+@kopf.on.startup(registry=registry)
+async def sweep_old_evidence(memo: kopf.Memo, **_: Any) -> None:
+    """Delete DeploymentRecords older than the retention period, hourly."""
+
+    async def sweep() -> None:
+        state = _state(memo)
+        while True:
+            try:
+                records = await asyncio.to_thread(
+                    state.kube.list_cluster_objects, "deploymentrecords"
+                )
+                for name in expired_records(records, state.settings.retention_days, _now()):
+                    await asyncio.to_thread(
+                        state.kube.delete_cluster_object, "deploymentrecords", name
+                    )
+                    _audit(
+                        "EvidenceExpired", record=name, retention_days=state.settings.retention_days
+                    )
+            except Exception as error:  # the next sweep tries again
+                log.warning("retention sweep failed: %s", error)
+            await asyncio.sleep(RETENTION_SWEEP_SECONDS)
+
+    memo.state.tasks.append(asyncio.create_task(sweep()))
+
+
 def _expire(state: ControllerState, namespace: str, name: str, now: dt.datetime) -> None:
     body = state.kube.read_change_request(namespace, name)
     change = _parse(ChangeRequest, body) if body else None
@@ -347,6 +382,23 @@ def _expire(state: ControllerState, namespace: str, name: str, now: dt.datetime)
         )
         CHANGE_TRANSITIONS.labels(ChangePhase.EXPIRED.value).inc()
         _audit("ChangeTransition", namespace=namespace, change=name, phase_to="Expired")
+
+
+# -- ChangeTemplates ----------------------------------------------------------
+
+
+@kopf.on.event(GROUP, VERSION, "changetemplates", registry=registry)
+def reconcile_template(body: kopf.Body, type: str | None, patch: kopf.Patch, **_: Any) -> None:
+    """Status says whether the template counts, and who activated it, when."""
+    if type == "DELETED":
+        return
+    template = _parse(ChangeTemplate, body)
+    if template is None:
+        return
+    wanted = lifecycle.template_status(template, _now()).to_json()
+    current = template.status.to_json()
+    if not _same_but_times(current, wanted):
+        patch.status.update(_status_patch(current, wanted))
 
 
 # -- rollouts -----------------------------------------------------------------
@@ -363,10 +415,15 @@ def track_rollout(
     )
     if environment is None:
         return
+    state = _state(memo)
+    if environment.raises_production and environment.production_namespace:
+        promoted = promotion(body, _now())
+        if promoted is not None and promoted.change_name not in state.raised:
+            _raise_production_change(state, promoted, environment, kwargs)
+            state.raised.add(promoted.change_name)
     seen = observe(body, _now())
     if seen is None:
         return
-    state = _state(memo)
     change = _change_for(state, seen)
     if seen.result is None:
         if change is not None and seen.basis is AdmissionBasis.CHANGE:
@@ -532,3 +589,72 @@ def _note_version(
         environment.soc_name,
         {"environments": [e.to_json() for e in environments]},
     )
+
+
+def _raise_production_change(
+    state: ControllerState, promoted: Promotion, environment: Environment, kwargs: dict[str, Any]
+) -> None:
+    """The last pre-production stage finished: raise production's change with the same images.
+
+    Standard when an active template of the service fits it, otherwise Normal
+    (and Pending). The name is derived from the rollout, so a retry raises nothing twice.
+    """
+    production = environment.production_namespace or ""
+    targets = [
+        {
+            "kind": promoted.kind.value,
+            "name": promoted.name,
+            "images": [{"container": c, "image": i} for c, i in sorted(promoted.images.items())],
+        }
+    ]
+    spec: dict[str, Any] = {
+        "service": environment.service,
+        "type": ChangeType.NORMAL.value,
+        "summary": f"Promote {promoted.kind.value}/{promoted.name} revision {promoted.revision} from {environment.environment}"[
+            :256
+        ],
+        "targets": targets,
+    }
+    if promoted.source:
+        spec["source"] = dict(promoted.source)
+    if promoted.deployer:
+        spec["requester"] = promoted.deployer
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ChangeRequest",
+        "metadata": {
+            "name": promoted.change_name,
+            "namespace": production,
+            "labels": {"changegate.io/promoted-from": environment.environment},
+        },
+        "spec": spec,
+    }
+    now = _now()
+    for (namespace, name), templates in list(kwargs["templates_by_name"].items()):
+        template = next(iter(templates), None)
+        if (
+            namespace != production
+            or template is None
+            or template.spec.service != environment.service
+        ):
+            continue
+        draft = _parse(
+            ChangeRequest,
+            {**body, "spec": {**spec, "type": "Standard", "templateRef": {"name": name}}},
+        )
+        if draft is None:
+            continue
+        images, labels = _running(kwargs, production, draft)
+        if lifecycle.template_fit(draft, template, images, labels, now).ok:
+            spec.update(type=ChangeType.STANDARD.value, templateRef={"name": name})
+            break
+    if state.kube.create_namespaced_object("changerequests", production, body):
+        _audit(
+            "ProductionChangeRaised",
+            namespace=production,
+            change=promoted.change_name,
+            type=spec["type"],
+            source_namespace=promoted.namespace,
+            workload=f"{promoted.kind.value}/{promoted.name}",
+            revision=promoted.revision,
+        )

@@ -420,7 +420,7 @@ def review_changetemplate(
     new = _must_parse(ChangeTemplate, body)
     previous = _must_parse(ChangeTemplate, old) if old else None
     verdict = review_change_template(
-        operation, previous, new, _user(userinfo), _state(memo).authorities
+        operation, previous, new, _user(userinfo), _state(memo).authorities, _now()
     )
     _apply(verdict, patch, warnings, "ChangeTemplate")
 
