@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from changegate.api.v1alpha1.changerequest import ChangeRequest
+from changegate.api.v1alpha1.changerequest import ChangeRequest, ChangeRequestStatus
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
 from changegate.core.admission import WorkloadRequest
@@ -187,16 +187,25 @@ def rollout(
     kind: str = "Deployment",
     result: str = "Succeeded",
     images: dict[str, str] | None = None,
+    *,
+    start: float = -2,
+    finish: float | None = None,
+    revision: int | None = None,
 ) -> dict[str, Any]:
-    """One entry of status.rollouts."""
+    """One entry of status.rollouts; `start` and `finish` in hours around NOW."""
     images = {"api": NEW_IMAGE} if images is None else images
-    return {
+    body: dict[str, Any] = {
         "kind": kind,
         "name": name,
         "images": [{"container": c, "image": i} for c, i in images.items()],
-        "startTime": iso(at(-2)),
+        "startTime": iso(at(start)),
         "result": result,
     }
+    if finish is not None:
+        body["finishTime"] = iso(at(finish))
+    if revision is not None:
+        body["revision"] = revision
+    return body
 
 
 def change_request(
@@ -381,3 +390,123 @@ def request(
         user=user,
         namespace_labelled=labelled,
     )
+
+
+# -- Lifecycle ------------------------------------------------------------------
+
+
+def with_status(
+    change: ChangeRequest, status: ChangeRequestStatus | dict[str, Any]
+) -> ChangeRequest:
+    """A copy of `change` with `status` applied, as the controller's status patch leaves it.
+
+    `status` is a reconcile's result, or camelCase fields that replace the current ones.
+    """
+    body = change.to_json()
+    if isinstance(status, ChangeRequestStatus):
+        body["status"] = status.to_json()
+    else:
+        body["status"] = body.get("status", {}) | status
+    return ChangeRequest.model_validate(body)
+
+
+def with_metadata(change: ChangeRequest, **fields: Any) -> ChangeRequest:
+    """A copy of `change` whose metadata has the given (snake_case) fields replaced."""
+    return change.model_copy(update={"metadata": change.metadata.model_copy(update=fields)})
+
+
+def recurring_window(
+    days: tuple[str, ...] = ("Monday", "Tuesday", "Wednesday", "Thursday"),
+    start_at: str = "09:00",
+    end_at: str = "16:00",
+    time_zone: str = "Europe/Berlin",
+) -> dict[str, Any]:
+    """A weekly window of a ChangeTemplate; the sample's by default."""
+    return {"days": list(days), "startAt": start_at, "endAt": end_at, "timeZone": time_zone}
+
+
+def standard_template(
+    *,
+    service: str = SERVICE,
+    active: bool = True,
+    workloads: list[dict[str, Any]] | None = None,
+    allowed: tuple[str, ...] | None = None,
+    windows: list[dict[str, Any]] | None = None,
+    expires: float | None = None,
+) -> ChangeTemplate:
+    """The sample ChangeTemplate, active: what a Standard change is checked against.
+
+    None keeps the sample's value: payments-api by name and by the label
+    app.kubernetes.io/part-of=payments-api, both kinds of change, Monday to
+    Thursday 09:00-16:00 Europe/Berlin, until the end of 2027. `expires` is in
+    hours around NOW.
+    """
+    body = sample("changetemplate")
+    spec = body["spec"]
+    spec["service"] = service
+    spec["active"] = active
+    if workloads is not None:
+        spec["workloads"] = workloads
+    if allowed is not None:
+        spec["allowedChanges"] = list(allowed)
+    if windows is not None:
+        spec["windows"] = windows
+    if expires is not None:
+        spec["expirationTime"] = iso(at(expires))
+    return ChangeTemplate.model_validate(body)
+
+
+# -- Admitted workloads, as the controller sees them -----------------------------
+
+
+def admitted(
+    body: dict[str, Any],
+    *,
+    basis: str = "ApprovedChange",
+    change: str | None = "payments-api-1-42-0",
+    deployer: str = REQUESTER.username,
+    moment: datetime | None = None,
+    revision: int | None = 2,
+    generation: int = 2,
+    break_glass: str | None = None,
+) -> dict[str, Any]:
+    """`body` with the webhook's stamps, a uid, a generation and (Deployments) a revision.
+
+    Admitted at `moment`, by default half an hour before NOW.
+    """
+    new = copy.deepcopy(body)
+    metadata = new["metadata"]
+    metadata["uid"] = f"uid-{metadata['name']}"
+    metadata["generation"] = generation
+    annotations = metadata.setdefault("annotations", {})
+    annotations |= {
+        "changegate.io/admission": basis,
+        "changegate.io/deployer": deployer,
+        "changegate.io/admitted-at": iso(at(-0.5) if moment is None else moment),
+    }
+    if change is not None:
+        annotations["changegate.io/change-request"] = change
+    if break_glass is not None:
+        annotations["changegate.io/break-glass"] = break_glass
+    if revision is not None and new["kind"] == "Deployment":
+        annotations["deployment.kubernetes.io/revision"] = str(revision)
+    return new
+
+
+def with_workload_status(body: dict[str, Any], **status: Any) -> dict[str, Any]:
+    """`body` with the given camelCase status fields; observedGeneration defaults to current."""
+    new = copy.deepcopy(body)
+    status.setdefault("observedGeneration", new["metadata"].get("generation", 1))
+    new["status"] = status
+    return new
+
+
+def progressing(reason: str, updated: datetime, status: str = "True") -> dict[str, Any]:
+    """A Deployment's Progressing condition."""
+    return {
+        "type": "Progressing",
+        "status": status,
+        "reason": reason,
+        "lastUpdateTime": iso(updated),
+        "lastTransitionTime": iso(updated),
+    }

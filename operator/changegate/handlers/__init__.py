@@ -29,4 +29,6 @@ def operator_settings(settings: Settings) -> kopf.OperatorSettings:
     kopf_settings.posting.level = 20  # INFO and above become Kubernetes Events
     kopf_settings.watching.server_timeout = 300
     kopf_settings.networking.request_timeout = 30
+    # Sync handlers run in threads; a burst of rollouts needs more than the default few.
+    kopf_settings.execution.max_workers = 16
     return kopf_settings

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import kopf
 from pydantic import BaseModel, ValidationError
@@ -60,6 +60,8 @@ class ControllerState:
     deadlines: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
     # Production changes already raised from pre-production, to skip repeated creates.
     raised: set[str] = field(default_factory=set)
+    # Rollouts whose record, change and service status are written (by record name).
+    closed: set[str] = field(default_factory=set)
 
 
 def _now() -> dt.datetime:
@@ -161,6 +163,14 @@ def validity_by_service(body: kopf.Body, **_: Any) -> dict[str, int]:
     if soc is None:
         return {}
     return {soc.spec.service.name: soc.spec.change_policy.approval_validity_seconds}
+
+
+@kopf.index(GROUP, VERSION, "changerequests", registry=registry)
+def changes_by_name(
+    body: kopf.Body, namespace: str, name: str, **_: Any
+) -> dict[Any, ChangeRequest]:
+    change = _parse(ChangeRequest, body)
+    return {(namespace, name): change} if change else {}
 
 
 @kopf.index(GROUP, VERSION, "changetemplates", registry=registry)
@@ -422,12 +432,13 @@ def track_rollout(
             _raise_production_change(state, promoted, environment, kwargs)
             state.raised.add(promoted.change_name)
     seen = observe(body, _now())
-    if seen is None:
-        return
-    change = _change_for(state, seen)
+    if seen is None or seen.key in state.closed:
+        return  # nothing admitted, or this rollout's evidence is complete already
+    indexed = kwargs["changes_by_name"]
+    change = _change_for(state, seen, indexed)
     if seen.result is None:
         if change is not None and seen.basis is AdmissionBasis.CHANGE:
-            _merge_rollout(state, seen, None)
+            _merge_rollout(state, seen, None, indexed)
         return
     record = evidence(
         seen,
@@ -460,20 +471,29 @@ def track_rollout(
             deployer=seen.deployer,
         )
     if change is not None and seen.basis is AdmissionBasis.CHANGE:
-        _merge_rollout(state, seen, seen.key)
+        _merge_rollout(state, seen, seen.key, indexed)
     if seen.basis is AdmissionBasis.BREAK_GLASS:
-        _raise_emergency_change(state, seen, environment)
+        _raise_emergency_change(state, seen, environment, indexed)
     if seen.result is FinalResult.SUCCEEDED:
         _note_version(state, seen, environment, change)
+    # Every step above is idempotent; remembering the finished ones only saves API calls.
+    state.closed.add(seen.key)
 
 
 for _plural in ("deployments", "statefulsets", "daemonsets"):
     kopf.on.event("apps", "v1", _plural, id=f"track-{_plural}", registry=registry)(track_rollout)
 
 
-def _change_for(state: ControllerState, seen: Observation) -> ChangeRequest | None:
+def _change_for(
+    state: ControllerState, seen: Observation, indexed: Any = None
+) -> ChangeRequest | None:
+    """The change a rollout was admitted under: from the index, or read live."""
     if not seen.change:
         return None
+    if indexed is not None:
+        found = next(iter(indexed.get((seen.namespace, seen.change)) or ()), None)
+        if found is not None:
+            return cast(ChangeRequest, found)
     body = state.kube.read_change_request(seen.namespace, seen.change)
     return _parse(ChangeRequest, body) if body else None
 
@@ -489,12 +509,15 @@ def _digests(state: ControllerState, body: kopf.Body, seen: Observation) -> dict
         return {}
 
 
-def _merge_rollout(state: ControllerState, seen: Observation, record: str | None) -> None:
+def _merge_rollout(
+    state: ControllerState, seen: Observation, record: str | None, indexed: Any = None
+) -> None:
     """Record the rollout on its change, with optimistic concurrency: retry on a conflict."""
     from kubernetes.client import ApiException
 
-    for _ in range(5):
-        change = _change_for(state, seen)
+    for attempt in range(5):
+        # First from the index; after a conflict the index is stale, so read live.
+        change = _change_for(state, seen, indexed if attempt == 0 else None)
         if change is None:
             return
         rollouts = with_rollout(change, seen, record)
@@ -516,7 +539,7 @@ def _merge_rollout(state: ControllerState, seen: Observation, record: str | None
 
 
 def _raise_emergency_change(
-    state: ControllerState, seen: Observation, environment: Environment
+    state: ControllerState, seen: Observation, environment: Environment, indexed: Any = None
 ) -> None:
     """A break-glass rollout gets its Emergency ChangeRequest after the fact, for review."""
     name = f"emergency-{seen.name}-{seen.revision}"[:253]
@@ -548,7 +571,7 @@ def _raise_emergency_change(
     }
     if state.kube.create_namespaced_object("changerequests", seen.namespace, body):
         _audit("EmergencyChangeRaised", namespace=seen.namespace, change=name, record=seen.key)
-    _merge_rollout(state, _as_change(seen, name), seen.key)
+    _merge_rollout(state, _as_change(seen, name), seen.key, indexed)
 
 
 def _as_change(seen: Observation, change: str) -> Observation:
