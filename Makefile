@@ -48,20 +48,21 @@ generate: $(VENV)/.installed ## Write crds/ and the chart's CRD templates from t
 	$(PY) -m changegate.api.crdgen
 
 .PHONY: verify
-verify: $(VENV)/.installed ## Fail if the committed CRDs differ from what the models generate
+verify: $(VENV)/.installed chart-lint ## Fail if the committed CRDs or the chart's README are stale, or the chart fails helm lint
 	$(PY) -m changegate.api.crdgen --check
+	$(PY) hack/chart-readme.py --check
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff, mypy --strict on the package, and the import-linter contracts
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy operator/changegate
 	$(VENV)/bin/lint-imports
 
 .PHONY: fmt
 fmt: $(VENV)/.installed ## Format and fix what ruff can
-	$(VENV)/bin/ruff format operator tests
-	$(VENV)/bin/ruff check --fix operator tests
+	$(VENV)/bin/ruff format operator tests bench
+	$(VENV)/bin/ruff check --fix operator tests bench
 
 .PHONY: unit
 unit: $(VENV)/.installed ## Unit tests of the pure core and the API (milliseconds)
@@ -69,7 +70,19 @@ unit: $(VENV)/.installed ## Unit tests of the pure core and the API (millisecond
 
 .PHONY: integration
 integration: $(VENV)/.installed cluster-binaries ## Integration tests against a real local control plane (or CHANGEGATE_TEST_KUBECONFIG)
+	@hack/ensure-haproxy.sh
 	$(VENV)/bin/pytest tests/integration -q
+
+##@ Benchmarks
+
+.PHONY: bench-admission
+bench-admission: $(VENV)/.installed cluster-binaries ## Admission figures of one webhook holding 10,000 ChangeRequests, against an allow-all floor (prints, not a test)
+	@hack/ensure-tool.sh wrk
+	$(PY) -m bench.admission
+
+.PHONY: bench-lifecycle
+bench-lifecycle: $(VENV)/.installed cluster-binaries ## Close latency of 100 changes rolled out at once, and the controller's memory (prints, not a test)
+	$(PY) -m bench.lifecycle
 
 ##@ Docker users
 
@@ -81,6 +94,20 @@ kind-up: ## Create a kind cluster (needs Docker) and print how to run the integr
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster
 	kind delete cluster --name $(KIND_CLUSTER)
+
+##@ Chart
+
+CHART_FEATURES := --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true \
+	--set metrics.dashboard.enabled=true --set tls.certManager.enabled=true
+
+.PHONY: chart-lint
+chart-lint: cluster-binaries ## helm lint --strict the chart, with its defaults and with every optional feature on
+	$(BIN_DIR)/helm lint --strict charts/changegate --kube-version 1.30.0
+	$(BIN_DIR)/helm lint --strict charts/changegate --kube-version 1.30.0 $(CHART_FEATURES)
+
+.PHONY: chart-docs
+chart-docs: $(VENV)/.installed ## Write charts/changegate/README.md from the comments in values.yaml
+	$(PY) hack/chart-readme.py
 
 ##@ Help
 

@@ -33,14 +33,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "changegate.clientConfig" -}}
 {{- if .root.Values.webhook.url }}
 url: {{ printf "%s/%s" (trimSuffix "/" .root.Values.webhook.url) .path }}
-caBundle: {{ .root.Values.webhook.caBundle }}
+{{- with .root.Values.webhook.caBundle }}
+caBundle: {{ . }}
+{{- end }}
 {{- else }}
 service:
   name: {{ include "changegate.webhookName" .root }}
   namespace: {{ .root.Release.Namespace }}
   path: /{{ .path }}
   port: 443
-caBundle: {{ .caBundle }}
+{{- /* With cert-manager, its CA injector owns caBundle: the chart leaves it out. */}}
+{{- with .caBundle }}
+caBundle: {{ . }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -48,7 +53,33 @@ caBundle: {{ .caBundle }}
 {{- define "changegate.excludedNamespaces" -}}
 - key: kubernetes.io/metadata.name
   operator: NotIn
-  values: [kube-system, {{ .Release.Namespace }}]
+  values: {{ concat (list "kube-system" .Release.Namespace) .Values.webhook.excludedNamespaces | uniq | toJson }}
+{{- end -}}
+
+{{/* The user-facing roles a platform team binds: changegate-<role> for the release "changegate". */}}
+{{- define "changegate.userRoleName" -}}
+{{- printf "%s-%s" (include "changegate.fullname" .root) .role -}}
+{{- end -}}
+
+{{/* Scheduling and security shared by both roles' pod specs. */}}
+{{- define "changegate.podSpecCommon" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext: {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end -}}
+
+{{- define "changegate.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
 
 {{/*
