@@ -176,6 +176,19 @@ def run(cluster: LocalCluster, installation: Installation, names: list[str]) -> 
     closed: dict[str, float] = {}
     stop = threading.Event()
 
+    def resilient(follow: Any) -> Any:
+        """Re-open a watch the server cut, until the benchmark is over."""
+
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    follow()
+                except Exception:
+                    continue
+
+        return run
+
+    @resilient
     def watch_deployments() -> None:
         w = watch.Watch()
         for event in w.stream(apps.list_namespaced_deployment, NS, timeout_seconds=600):
@@ -185,6 +198,7 @@ def run(cluster: LocalCluster, installation: Installation, names: list[str]) -> 
             if stop.is_set():
                 w.stop()
 
+    @resilient
     def watch_changes() -> None:
         w = watch.Watch()
         stream = w.stream(
