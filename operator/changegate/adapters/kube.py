@@ -22,9 +22,9 @@ GROUP, VERSION = "changegate.io", "v1alpha1"
 def api_client() -> client.ApiClient:
     """In a pod, the service account; elsewhere, the kubeconfig (KUBECONFIG)."""
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+        config.load_kube_config()
     return client.ApiClient()
 
 

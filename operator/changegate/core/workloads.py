@@ -84,7 +84,11 @@ def _without_images(template: Mapping[str, Any]) -> str:
 
 def is_rollout(old: Workload | None, new: Workload) -> bool:
     """Only a change of the pod template (or a new workload) rolls pods out."""
-    return old is None or old.fingerprint() != new.fingerprint()
+    if old is None:
+        return True
+    if old.template == new.template:
+        return False  # the common case (scaling, metadata edits): no need to fingerprint
+    return old.fingerprint() != new.fingerprint()
 
 
 def is_restart(old: Workload | None, new: Workload) -> bool:

@@ -12,7 +12,7 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ import kopf
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from changegate.adapters.cache import WatchCache
 from changegate.adapters.kube import KubeAdapter, api_client
 from changegate.api.v1alpha1.changerequest import ChangeRequest
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
@@ -56,9 +57,15 @@ class WebhookState:
     settings: Settings
     authorities: Authorities
     kube: KubeAdapter
-    warm: bool = False
+    changes: WatchCache[ChangeFacts] = field(init=False)
+    services: WatchCache[ServicePolicy] = field(init=False)
+    namespaces: WatchCache[str] = field(init=False)
     runner: web.AppRunner | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def warm(self) -> bool:
+        """Ready to admit: every cache has listed its kind in full."""
+        return all(c.warm.is_set() for c in (self.changes, self.services, self.namespaces))
 
 
 def _now() -> datetime.datetime:
@@ -116,8 +123,9 @@ async def serve_admission(settings: kopf.OperatorSettings, memo: kopf.Memo, **_:
         kube=KubeAdapter(await asyncio.to_thread(api_client), instance=config.instance),
     )
     memo.state = state
+    start_caches(state)
     state.runner = await serve_probes_and_metrics(
-        config.health_address, config.metrics_port, lambda: state.warm
+        config.health_address, config.metrics_port, state.warm
     )
     log.info(
         "changegate webhook serving admission on %s:%s", config.webhook_address, config.webhook_port
@@ -127,74 +135,78 @@ async def serve_admission(settings: kopf.OperatorSettings, memo: kopf.Memo, **_:
 @kopf.on.cleanup(registry=registry)
 async def stop_probes(memo: kopf.Memo, **_: Any) -> None:
     state = getattr(memo, "state", None)
-    if state is not None and state.runner is not None:
+    if state is None:
+        return
+    for cache in (state.changes, state.services, state.namespaces):
+        cache.stop()
+    if state.runner is not None:
         await state.runner.cleanup()
 
 
-@kopf.on.event("", "v1", "namespaces", registry=registry)
-def mark_indexes_warm(memo: kopf.Memo, **_: Any) -> None:
-    """Kopf calls event handlers only once every index has been listed in full."""
-    state = _state(memo)
-    if not state.warm:
-        state.warm = True
-        log.info("indexes are warm; ready to admit")
+# -- caches -------------------------------------------------------------------
+# What each kind contributes to the webhook's caches: compact facts, parsed once.
 
 
-# -- indexes ------------------------------------------------------------------
-
-
-@kopf.index(GROUP, VERSION, "changerequests", registry=registry)
-def changes_by_target(body: kopf.Body, namespace: str, **_: Any) -> dict[Any, ChangeFacts]:
+def index_changes(body: dict[str, Any]) -> dict[Hashable, ChangeFacts]:
     change = _parse(ChangeRequest, body)
     if change is None:
         return {}
     facts = ChangeFacts.from_model(change)
-    return {(namespace, t.kind, t.name): facts for t in facts.targets}
+    return {(facts.namespace, t.kind, t.name): facts for t in facts.targets}
 
 
-def _policy(body: kopf.Body, memo: Any) -> ServicePolicy | None:
-    soc = _parse(ServiceOnCall, body)
-    if soc is None:
-        return None
-    return ServicePolicy.from_model(soc, memo.settings.change_manager_groups)
+def index_services(settings: Settings) -> Callable[[dict[str, Any]], dict[Hashable, ServicePolicy]]:
+    """By production namespace, and by ("service", name)."""
+
+    def index(body: dict[str, Any]) -> dict[Hashable, ServicePolicy]:
+        soc = _parse(ServiceOnCall, body)
+        if soc is None:
+            return {}
+        policy = ServicePolicy.from_model(soc, settings.change_manager_groups)
+        keys: dict[Hashable, ServicePolicy] = {ns: policy for ns in policy.production_namespaces}
+        keys[("service", policy.service)] = policy
+        return keys
+
+    return index
 
 
-@kopf.index(GROUP, VERSION, "serviceoncalls", registry=registry)
-def services_by_namespace(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, ServicePolicy]:
-    policy = _policy(body, memo)
-    return {ns: policy for ns in policy.production_namespaces} if policy else {}
+def index_namespaces(settings: Settings) -> Callable[[dict[str, Any]], dict[Hashable, str]]:
+    """("governed", name) for labelled namespaces, ("terminating", name) for those going away."""
+
+    def index(body: dict[str, Any]) -> dict[Hashable, str]:
+        metadata = body.get("metadata") or {}
+        name = metadata.get("name", "")
+        keys: dict[Hashable, str] = {}
+        if (metadata.get("labels") or {}).get(settings.governed_label) == "true":
+            keys[("governed", name)] = name
+        if (
+            metadata.get("deletionTimestamp")
+            or (body.get("status") or {}).get("phase") == "Terminating"
+        ):
+            keys[("terminating", name)] = name
+        return keys
+
+    return index
 
 
-@kopf.index(GROUP, VERSION, "serviceoncalls", registry=registry)
-def services_by_name(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, ServicePolicy]:
-    policy = _policy(body, memo)
-    return {policy.service: policy} if policy else {}
-
-
-@kopf.index("", "v1", "namespaces", registry=registry)
-def governed_namespaces(
-    name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
-) -> dict[str, bool]:
-    settings: Settings = memo.settings
-    return {name: True} if labels.get(settings.governed_label) == "true" else {}
-
-
-@kopf.index("", "v1", "namespaces", registry=registry)
-def terminating_namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, bool]:
-    terminating = (
-        body.metadata.get("deletionTimestamp")
-        or body.get("status", {}).get("phase") == "Terminating"
-    )
-    return {name: True} if terminating else {}
+def start_caches(state: WebhookState) -> None:
+    lister = state.kube.custom.list_cluster_custom_object
+    state.changes = WatchCache(
+        "changerequests", lister, (GROUP, VERSION, "changerequests"), index_changes
+    ).start()
+    state.services = WatchCache(
+        "serviceoncalls", lister, (GROUP, VERSION, "serviceoncalls"), index_services(state.settings)
+    ).start()
+    state.namespaces = WatchCache(
+        "namespaces", state.kube.core.list_namespace, (), index_namespaces(state.settings)
+    ).start()
 
 
 # -- workloads ----------------------------------------------------------------
 
 
-async def _service_for(
-    state: WebhookState, namespace: str, labelled: bool, services: kopf.Index[str, ServicePolicy]
-) -> ServicePolicy | None:
-    service: ServicePolicy | None = _first(services.get(namespace))
+async def _service_for(state: WebhookState, namespace: str, labelled: bool) -> ServicePolicy | None:
+    service: ServicePolicy | None = _first(state.services.get(namespace))
     if service is not None or not labelled:
         return service
     # Index miss on a namespace marked governed: one live read, in case the index lags.
@@ -214,9 +226,6 @@ async def decide_workload(
     operation: str,
     userinfo: Any,
     memo: Any,
-    changes_by_target: kopf.Index[Any, ChangeFacts],
-    services_by_namespace: kopf.Index[str, ServicePolicy],
-    governed_namespaces: kopf.Index[str, bool],
 ) -> tuple[Decision, Workload]:
     state = _state(memo)
     new = Workload.from_body(body)
@@ -225,8 +234,8 @@ async def decide_workload(
             WorkloadRequest(operation, new, None, _user(userinfo)), None, (), _now()
         )
         return decision, new
-    labelled = new.namespace in governed_namespaces
-    service = await _service_for(state, new.namespace, labelled, services_by_namespace)
+    labelled = ("governed", new.namespace) in state.namespaces
+    service = await _service_for(state, new.namespace, labelled)
     request = WorkloadRequest(
         operation=operation,
         new=new,
@@ -234,7 +243,7 @@ async def decide_workload(
         user=_user(userinfo),
         namespace_labelled=labelled,
     )
-    changes = changes_by_target.get((new.namespace, new.kind, new.name)) or ()
+    changes = state.changes.get((new.namespace, new.kind, new.name))
     return decide_rollout(request, service, changes, _now()), new
 
 
@@ -278,9 +287,6 @@ async def validate_workload(
         operation=operation,
         userinfo=userinfo,
         memo=memo,
-        changes_by_target=kwargs["changes_by_target"],
-        services_by_namespace=kwargs["services_by_namespace"],
-        governed_namespaces=kwargs["governed_namespaces"],
     )
     ADMISSION_LATENCY.labels(workload.kind).observe(time.perf_counter() - started)
     ADMISSION_DECISIONS.labels("allow" if decision.allowed else "deny", decision.reason.value).inc()
@@ -315,9 +321,6 @@ async def stamp_workload(
         operation=operation,
         userinfo=userinfo,
         memo=memo,
-        changes_by_target=kwargs["changes_by_target"],
-        services_by_namespace=kwargs["services_by_namespace"],
-        governed_namespaces=kwargs["governed_namespaces"],
     )
     if decision.allowed:
         for key, value in decision.annotations.items():
@@ -383,13 +386,12 @@ def review_changerequest(
     patch: kopf.Patch,
     warnings: list[str],
     memo: kopf.Memo,
-    services_by_name: kopf.Index[str, ServicePolicy],
     **_: Any,
 ) -> None:
     """Stamp the requester and approvers from the authenticated user; keep duties apart."""
     new = _must_parse(ChangeRequest, body)
     previous = _must_parse(ChangeRequest, old) if old else None
-    policy = _first(services_by_name.get(new.spec.service))
+    policy = _first(_state(memo).services.get(("service", new.spec.service)))
     user = _user(userinfo)
     operator = user.username in _state(memo).authorities.operator_users
     verdict = review_change_request(
@@ -439,14 +441,13 @@ def review_serviceoncall(
     operation: str,
     userinfo: Any,
     memo: kopf.Memo,
-    terminating_namespaces: kopf.Index[str, bool],
     **_: Any,
 ) -> None:
     """Approvers, emergency groups and production change only by governance."""
     new: ServiceOnCall | None = None
     previous: ServiceOnCall | None
     if operation == "DELETE":
-        if body.metadata.namespace in terminating_namespaces:
+        if ("terminating", body.metadata.namespace) in _state(memo).namespaces:
             # The namespace's own deletion must never hang on us.
             return
         previous = _must_parse(ServiceOnCall, old or body)

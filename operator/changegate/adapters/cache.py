@@ -1,0 +1,149 @@
+"""The webhook's read-only caches: list once, then watch, in a background thread each.
+
+Kopf's own indexes wake every waiting object for each object listed, so their
+warm-up grows with the square of the objects (minutes at thousands of
+ChangeRequests). A plain list-then-watch per kind fills in seconds, and says
+exactly when it is warm. Values are built by the caller's `index` function
+(compact facts, parsed once); readers only look keys up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import logging
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, Generic, TypeVar
+
+from kubernetes import client, watch
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V")
+Lister = Callable[..., Any]
+Indexer = Callable[[dict[str, Any]], dict[Hashable, V]]
+
+
+def release_memory() -> None:
+    """Hand the memory of the listing's parsed bodies back to the system.
+
+    A full list parses every object into models that are dropped at once;
+    glibc keeps the freed arenas unless asked, which would show as resident
+    memory for the life of the process.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class WatchCache(Generic[V]):
+    """Objects of one kind, indexed by keys the `index` function returns for each."""
+
+    def __init__(self, name: str, lister: Lister, args: tuple[Any, ...], index: Indexer[V]) -> None:
+        self.name = name
+        self._lister = lister
+        self._args = args
+        self._index = index
+        self._by_key: dict[Hashable, dict[str, V]] = {}
+        self._keys_of: dict[str, list[Hashable]] = {}
+        self._lock = threading.Lock()
+        self.warm = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"cache-{name}", daemon=True)
+
+    def start(self) -> WatchCache[V]:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def get(self, key: Hashable) -> list[V]:
+        found = self._by_key.get(key)
+        return list(found.values()) if found else []
+
+    def __contains__(self, key: Hashable) -> bool:
+        return bool(self._by_key.get(key))
+
+    def __len__(self) -> int:
+        return len(self._keys_of)
+
+    # -- filling ------------------------------------------------------------
+
+    def _put(self, obj: dict[str, Any]) -> None:
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
+        try:
+            entries = self._index(obj)
+        except Exception as error:  # one bad object never stops the cache
+            log.warning("%s: skipping an object that does not index: %s", self.name, error)
+            entries = {}
+        with self._lock:
+            self._drop(uid)
+            for key, value in entries.items():
+                self._by_key.setdefault(key, {})[uid] = value
+            if entries:
+                self._keys_of[uid] = list(entries)
+
+    def _drop(self, uid: str) -> None:
+        for key in self._keys_of.pop(uid, ()):
+            values = self._by_key.get(key)
+            if values is not None:
+                values.pop(uid, None)
+                if not values:
+                    del self._by_key[key]
+
+    def _replace_all(self, items: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            self._by_key, self._keys_of = {}, {}
+        for item in items:
+            self._put(item)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                listed = self._lister(*self._args)
+                listed = (
+                    listed
+                    if isinstance(listed, dict)
+                    else client.ApiClient().sanitize_for_serialization(listed)
+                )
+                self._replace_all(listed.get("items", []))
+                version = listed["metadata"]["resourceVersion"]
+                if not self.warm.is_set():
+                    log.info("cache %s warm with %d objects", self.name, len(self))
+                    release_memory()
+                self.warm.set()
+                while not self._stopped.is_set():
+                    version = self._follow(version)
+            except Exception as error:
+                log.warning("cache %s: %s; listing again", self.name, error)
+                self._stopped.wait(1.0)
+
+    def _follow(self, version: str) -> str:
+        """Apply watch events from `version` on; the version to go on from when the stream ends."""
+        stream = watch.Watch()
+        for event in stream.stream(
+            self._lister,
+            *self._args,
+            resource_version=version,
+            timeout_seconds=300,
+            allow_watch_bookmarks=True,
+        ):
+            if self._stopped.is_set():
+                stream.stop()
+                break
+            kind, obj = event["type"], event["object"]
+            if not isinstance(obj, dict):
+                obj = client.ApiClient().sanitize_for_serialization(obj)
+            if kind == "ERROR":
+                raise RuntimeError(f"watch error: {obj.get('message')}")
+            if kind == "BOOKMARK":
+                continue
+            if kind == "DELETED":
+                with self._lock:
+                    self._drop(str(obj["metadata"].get("uid", "")))
+            else:
+                self._put(obj)
+        return str(stream.resource_version or version)
