@@ -19,6 +19,7 @@ from tests.support.scenario import (
     IMAGE_V2,
     IMAGE_V3,
     change_request,
+    change_template,
     decide,
     deployment,
     events_for,
@@ -265,19 +266,7 @@ def test_only_change_managers_activate_templates_and_edits_deactivate(
     cluster: LocalCluster, governed: Governed
 ) -> None:
     ns = governed.namespace
-    template = {
-        "apiVersion": "changegate.io/v1alpha1",
-        "kind": "ChangeTemplate",
-        "metadata": {"name": "image-bump", "namespace": ns},
-        "spec": {
-            "service": "payments-api",
-            "summary": "New image of the same repository",
-            "workloads": [{"kind": "Deployment", "name": "payments-api"}],
-            "allowedChanges": ["ImageUpdate"],
-            "riskNote": "Covered by canary tests",
-            "active": True,
-        },
-    }
+    template = change_template(ns, active=True)
     refused = cluster.kubectl(
         "apply", "-f", "-", input=json.dumps(template), user="product-dev-1", check=False
     )

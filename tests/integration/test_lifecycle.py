@@ -21,6 +21,7 @@ from tests.support.scenario import (
     IMAGE_V2,
     IMAGE_V3,
     change_request,
+    change_template,
     decide,
     deployment,
     events_for,
@@ -161,18 +162,7 @@ def test_a_standard_change_fitting_an_active_template_is_approved_at_once(
     cluster: LocalCluster, governed_running: Governed
 ) -> None:
     ns = governed_running.namespace
-    template = {
-        "apiVersion": "changegate.io/v1alpha1",
-        "kind": "ChangeTemplate",
-        "metadata": {"name": "image-bump", "namespace": ns},
-        "spec": {
-            "service": "payments-api",
-            "summary": "A new image of the same repository",
-            "workloads": [{"kind": "Deployment", "name": "payments-api"}],
-            "allowedChanges": ["ImageUpdate"],
-            "riskNote": "Canary-tested by the pipeline",
-        },
-    }
+    template = change_template(ns)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(template), user="product-dev-1")
     standard = {"type": "Standard", "templateRef": {"name": "image-bump"}}
     cluster.kubectl(

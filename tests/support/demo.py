@@ -21,6 +21,7 @@ from pathlib import Path
 from tests.support.localcluster import PERSONAS, REPO, LocalCluster, ensure_binaries
 from tests.support.operator import Installation
 from tests.support.polling import wait_for
+from tests.support.scenario import change_template
 
 NS = "payments-prod"
 IMAGE = "registry.example.com/payments/payments-api"
@@ -117,18 +118,7 @@ def walk_through(cluster: LocalCluster) -> None:
     )
 
     banner("A standard change: a template activated by a change manager")
-    template = {
-        "apiVersion": "changegate.io/v1alpha1",
-        "kind": "ChangeTemplate",
-        "metadata": {"name": "image-update", "namespace": NS},
-        "spec": {
-            "service": "payments-api",
-            "summary": "A new image of payments-api from the same repository",
-            "workloads": [{"kind": "Deployment", "name": "payments-api"}],
-            "allowedChanges": ["ImageUpdate"],
-            "riskNote": "Canary-tested by the pipeline; rollback by kubectl rollout undo",
-        },
-    }
+    template = change_template(NS, name="image-update")
     cluster.kubectl("apply", "-f", "-", input=json.dumps(template), user="product-dev-1")
     say("ChangeTemplate image-update created by the product team (inactive)")
     shell(

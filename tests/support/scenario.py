@@ -99,3 +99,28 @@ def set_image(
 def events_for(cluster: LocalCluster, namespace: str, name: str) -> list[dict[str, Any]]:
     items = get(cluster, namespace, "events")["items"]
     return [e for e in items if e["involvedObject"].get("name") == name]
+
+
+def change_template(
+    namespace: str,
+    name: str = "image-bump",
+    service: str = "payments-api",
+    workload: str = "payments-api",
+    active: bool = False,
+) -> dict[str, Any]:
+    """A ChangeTemplate for new images of one Deployment (a standard change)."""
+    spec: dict[str, Any] = {
+        "service": service,
+        "summary": f"A new image of {workload} from the same repository",
+        "workloads": [{"kind": "Deployment", "name": workload}],
+        "allowedChanges": ["ImageUpdate"],
+        "riskNote": "Canary-tested by the pipeline; rollback by kubectl rollout undo",
+    }
+    if active:
+        spec["active"] = True
+    return {
+        "apiVersion": "changegate.io/v1alpha1",
+        "kind": "ChangeTemplate",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
