@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -34,8 +34,6 @@ class Settings:
     webhook_port: int = 9443
     webhook_cert_file: Path | None = None
     webhook_key_file: Path | None = None
-    # Kopf peering (controller role): one active replica at a time.
-    peering_name: str = "changegate"
     # Groups whose members may change governance (chart value).
     change_manager_groups: tuple[str, ...] = ("change-managers",)
     platform_admin_groups: tuple[str, ...] = ("platform-admins", "system:masters")
@@ -49,7 +47,6 @@ class Settings:
     retention_days: int = 400
     # Label that marks a namespace governed (narrows the webhook configuration).
     governed_label: str = "changegate.io/governed"
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, role: Role, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,7 +70,6 @@ class Settings:
             webhook_port=int(env.get("CHANGEGATE_WEBHOOK_PORT", cls.webhook_port)),
             webhook_cert_file=path("CHANGEGATE_WEBHOOK_CERT_FILE"),
             webhook_key_file=path("CHANGEGATE_WEBHOOK_KEY_FILE"),
-            peering_name=env.get("CHANGEGATE_PEERING_NAME", cls.peering_name),
             change_manager_groups=groups(
                 "CHANGEGATE_CHANGE_MANAGER_GROUPS", cls.change_manager_groups
             ),

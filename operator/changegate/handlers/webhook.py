@@ -349,7 +349,7 @@ for _plural in WORKLOAD_PLURALS:
 # -- changegate's own kinds ---------------------------------------------------
 
 
-def _apply(verdict: Verdict, patch: kopf.Patch, warnings: list[str], kind: str) -> None:
+def _apply(verdict: Verdict, patch: kopf.Patch, warnings: list[str]) -> None:
     ADMISSION_DECISIONS.labels("allow" if verdict.allowed else "deny", verdict.reason).inc()
     if not verdict.allowed:
         raise kopf.AdmissionError(verdict.message, code=403)
@@ -397,7 +397,7 @@ def review_changerequest(
     verdict = review_change_request(
         operation, previous, new, user, policy, _now(), operator=operator
     )
-    _apply(verdict, patch, warnings, "ChangeRequest")
+    _apply(verdict, patch, warnings)
 
 
 @kopf.on.mutate(
@@ -424,7 +424,7 @@ def review_changetemplate(
     verdict = review_change_template(
         operation, previous, new, _user(userinfo), _state(memo).authorities, _now()
     )
-    _apply(verdict, patch, warnings, "ChangeTemplate")
+    _apply(verdict, patch, warnings)
 
 
 @kopf.on.validate(
@@ -455,7 +455,7 @@ def review_serviceoncall(
         new = _must_parse(ServiceOnCall, body)
         previous = _must_parse(ServiceOnCall, old) if old else None
     verdict = review_service_on_call(previous, new, _user(userinfo), _state(memo).authorities)
-    _apply(verdict, kopf.Patch(), [], "ServiceOnCall")
+    _apply(verdict, kopf.Patch(), [])
 
 
 @kopf.on.validate(
@@ -469,4 +469,4 @@ def review_serviceoncall(
 def review_deploymentrecord(userinfo: Any, memo: kopf.Memo, **_: Any) -> None:
     """DeploymentRecords are written only by the operator's own identity."""
     verdict = review_deployment_record(_user(userinfo), _state(memo).authorities)
-    _apply(verdict, kopf.Patch(), [], "DeploymentRecord")
+    _apply(verdict, kopf.Patch(), [])
