@@ -14,7 +14,7 @@ import ctypes
 import gc
 import logging
 import threading
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from kubernetes import client, watch
@@ -22,6 +22,7 @@ from kubernetes import client, watch
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
+PAGE_SIZE = 500
 Lister = Callable[..., Any]
 Indexer = Callable[[dict[str, Any]], dict[Hashable, V]]
 
@@ -72,19 +73,31 @@ class WatchCache(Generic[V]):
 
     # -- filling ------------------------------------------------------------
 
-    def _put(self, obj: dict[str, Any]) -> None:
-        uid = str((obj.get("metadata") or {}).get("uid", ""))
+    def _entries(self, obj: dict[str, Any]) -> dict[Hashable, V]:
         try:
-            entries = self._index(obj)
+            return self._index(obj)
         except Exception as error:  # one bad object never stops the cache
             log.warning("%s: skipping an object that does not index: %s", self.name, error)
-            entries = {}
+            return {}
+
+    @staticmethod
+    def _add(
+        by_key: dict[Hashable, dict[str, V]],
+        keys_of: dict[str, list[Hashable]],
+        uid: str,
+        entries: dict[Hashable, V],
+    ) -> None:
+        for key, value in entries.items():
+            by_key.setdefault(key, {})[uid] = value
+        if entries:
+            keys_of[uid] = list(entries)
+
+    def _put(self, obj: dict[str, Any]) -> None:
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
+        entries = self._entries(obj)
         with self._lock:
             self._drop(uid)
-            for key, value in entries.items():
-                self._by_key.setdefault(key, {})[uid] = value
-            if entries:
-                self._keys_of[uid] = list(entries)
+            self._add(self._by_key, self._keys_of, uid, entries)
 
     def _drop(self, uid: str) -> None:
         for key in self._keys_of.pop(uid, ()):
@@ -94,23 +107,34 @@ class WatchCache(Generic[V]):
                 if not values:
                     del self._by_key[key]
 
-    def _replace_all(self, items: Iterable[dict[str, Any]]) -> None:
-        with self._lock:
-            self._by_key, self._keys_of = {}, {}
-        for item in items:
-            self._put(item)
+    def _list(self) -> str:
+        """List every object, a page at a time, and swap the result in at once.
+
+        Readers keep the previous contents until the new list is complete, so a
+        relist after a broken watch never shows an empty cache (which would
+        read as "nothing is governed"). Pages keep the transient memory small.
+        """
+        by_key: dict[Hashable, dict[str, V]] = {}
+        keys_of: dict[str, list[Hashable]] = {}
+        token: str | None = None
+        while True:
+            page = self._lister(*self._args, limit=PAGE_SIZE, _continue=token)
+            if not isinstance(page, dict):
+                page = client.ApiClient().sanitize_for_serialization(page)
+            for obj in page.get("items", []):
+                uid = str((obj.get("metadata") or {}).get("uid", ""))
+                self._add(by_key, keys_of, uid, self._entries(obj))
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or None
+            if token is None:
+                with self._lock:
+                    self._by_key, self._keys_of = by_key, keys_of
+                return str(metadata["resourceVersion"])
 
     def _run(self) -> None:
         while not self._stopped.is_set():
             try:
-                listed = self._lister(*self._args)
-                listed = (
-                    listed
-                    if isinstance(listed, dict)
-                    else client.ApiClient().sanitize_for_serialization(listed)
-                )
-                self._replace_all(listed.get("items", []))
-                version = listed["metadata"]["resourceVersion"]
+                version = self._list()
                 if not self.warm.is_set():
                     log.info("cache %s warm with %d objects", self.name, len(self))
                     release_memory()
