@@ -33,58 +33,16 @@ from tests.support.loadbalancer import Backend, TcpLoadBalancer
 from tests.support.localcluster import LocalCluster, free_port
 from tests.support.operator import Installation, RoleProcess, install_chart
 from tests.support.polling import wait_for
+from tests.support.scenario import IMAGE_V2, IMAGE_V3, change_request, deployment
 from tests.support.webhooks import admission_decisions, webhook_process
 
 pytestmark = pytest.mark.integration
 
 WORKLOAD = "payments-api"
-IMAGE_V1 = "registry.example.com/payments/api:1.0.0"
-IMAGE_V2 = "registry.example.com/payments/api:1.1.0"
-IMAGE_V3 = "registry.example.com/payments/api:1.2.0"
 
 CLIENTS = 4
 ROUNDS = 36
 KILL_BEFORE_ROUND = 12
-
-
-def deployment(namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": WORKLOAD, "namespace": namespace},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": WORKLOAD}},
-            "template": {
-                "metadata": {"labels": {"app": WORKLOAD}},
-                "spec": {"containers": [{"name": "api", "image": IMAGE_V1}]},
-            },
-        },
-    }
-
-
-def change_request(namespace: str, name: str, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "changegate.io/v1alpha1",
-        "kind": "ChangeRequest",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "service": "payments-api",
-            "type": "Normal",
-            "summary": f"Roll out {image}",
-            "targets": [
-                {
-                    "kind": "Deployment",
-                    "name": WORKLOAD,
-                    "images": [{"container": "api", "image": image}],
-                }
-            ],
-            "source": {
-                "repository": "https://git.example.com/payments/api",
-                "commit": "4f2c9a1e0b7d3c58",
-            },
-        },
-    }
 
 
 @dataclass(frozen=True)
@@ -167,7 +125,7 @@ def burst(apps: list[client.AppsV1Api], namespace: str) -> list[str | None]:
 @pytest.fixture
 def approved(cluster: LocalCluster, installation: Installation, namespace: str) -> str:
     """A Deployment, created before its namespace was governed, so no change was needed."""
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(deployment(namespace)))
+    cluster.kubectl("apply", "-f", "-", input=deployment(namespace))
     return namespace
 
 
@@ -185,7 +143,7 @@ def balanced(
         "apply",
         "-f",
         "-",
-        input=json.dumps(change_request(ns, "api-1-1-0", IMAGE_V2)),
+        input=change_request(ns, "api-1-1-0", IMAGE_V2),
         user="product-dev-1",
     )
     approval = json.dumps({"spec": {"approvals": [{"decision": "Approved"}]}})
