@@ -18,10 +18,10 @@ import yaml
 from changegate.api.v1alpha1.changerequest import ChangeRequest, ChangeRequestStatus
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
-from changegate.core.admission import WorkloadRequest
-from changegate.core.facts import ChangeFacts, ServicePolicy, User
-from changegate.core.governance import Authorities
-from changegate.core.workloads import RESTARTED_AT, Workload
+from changegate.core.change.admission import WorkloadRequest
+from changegate.core.change.facts import ChangeFacts, ServicePolicy, User
+from changegate.core.change.governance import Authorities
+from changegate.core.change.workloads import RESTARTED_AT, Workload
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

@@ -21,7 +21,7 @@ from changegate.api.v1alpha1.deploymentrecord import (
     FinalResult,
     WorkloadRef,
 )
-from changegate.core.admission import (
+from changegate.core.change.admission import (
     ADMISSION_ANNOTATION,
     ADMITTED_AT_ANNOTATION,
     BREAK_GLASS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from changegate.core.images import ImageRef, image_matches
+from changegate.core.change.images import ImageRef, image_matches
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64

@@ -7,15 +7,14 @@ from typing import Any
 
 import pytest
 
-from changegate.core.workloads import (
+from changegate.core.change.workloads import (
     RESTARTED_AT,
     Workload,
     is_restart,
     is_rollout,
     only_images_changed,
 )
-
-from .builders import NEW_IMAGE, NOW, OLD_IMAGE, restarted, workload_body
+from tests.unit.builders import NEW_IMAGE, NOW, OLD_IMAGE, restarted, workload_body
 
 BASE = workload_body()
 STATEFUL = workload_body("ledger", kind="StatefulSet")

@@ -17,9 +17,8 @@ import pytest
 from changegate.api.v1alpha1.changerequest import ChangeRequest, RolloutResult
 from changegate.api.v1alpha1.common import ChangeType, ContainerImage, ObjectRef, WorkloadKind
 from changegate.api.v1alpha1.deploymentrecord import AdmissionBasis, FinalResult, WorkloadRef
-from changegate.core.rollouts import Observation, evidence, observe, with_rollout
-
-from .builders import (
+from changegate.core.change.rollouts import Observation, evidence, observe, with_rollout
+from tests.unit.builders import (
     DIGEST,
     NAMESPACE,
     NEW_IMAGE,

@@ -27,10 +27,9 @@ from changegate.api.v1alpha1.changerequest import (
     ChangeRequestStatus,
 )
 from changegate.api.v1alpha1.common import find_condition
-from changegate.core.facts import ServicePolicy
-from changegate.core.lifecycle import Fit, reconcile
-
-from .builders import (
+from changegate.core.change.facts import ServicePolicy
+from changegate.core.change.lifecycle import Fit, reconcile
+from tests.unit.builders import (
     REQUESTER,
     approval,
     at,

@@ -1,7 +1,7 @@
 """The webhook role: admission for workloads and changegate's kinds.
 
 It only reads. In-memory Kopf indexes of ChangeRequests, ServiceOnCalls and
-governed namespaces feed the pure core (changegate.core.admission and
+governed namespaces feed the pure core (changegate.core.change.admission and
 .governance); the answer becomes an AdmissionReview response, an Event on the
 workload and metrics. Several replicas run at once, each standalone.
 """
@@ -26,9 +26,9 @@ from changegate.adapters.kube import KubeAdapter, api_client
 from changegate.api.v1alpha1.changerequest import ChangeRequest
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
-from changegate.core.admission import Decision, WorkloadRequest, decide_rollout
-from changegate.core.facts import ChangeFacts, ServicePolicy, User
-from changegate.core.governance import (
+from changegate.core.change.admission import Decision, WorkloadRequest, decide_rollout
+from changegate.core.change.facts import ChangeFacts, ServicePolicy, User
+from changegate.core.change.governance import (
     Authorities,
     Verdict,
     review_change_request,
@@ -36,7 +36,7 @@ from changegate.core.governance import (
     review_deployment_record,
     review_service_on_call,
 )
-from changegate.core.workloads import Workload
+from changegate.core.change.workloads import Workload
 from changegate.handlers.login import register_login
 from changegate.metrics import ADMISSION_DECISIONS, ADMISSION_LATENCY, serve_probes_and_metrics
 from changegate.settings import Settings

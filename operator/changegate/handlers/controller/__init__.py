@@ -24,10 +24,10 @@ from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.common import ChangeType, ContainerImage
 from changegate.api.v1alpha1.deploymentrecord import AdmissionBasis, FinalResult
 from changegate.api.v1alpha1.serviceoncall import EnvironmentStatus, ServiceOnCall
-from changegate.core import lifecycle
-from changegate.core.facts import ServicePolicy
-from changegate.core.retention import expired_records
-from changegate.core.rollouts import (
+from changegate.core.change import lifecycle
+from changegate.core.change.facts import ServicePolicy
+from changegate.core.change.retention import expired_records
+from changegate.core.change.rollouts import (
     Observation,
     Promotion,
     evidence,

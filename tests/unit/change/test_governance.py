@@ -14,16 +14,15 @@ import pytest
 
 from changegate.api.v1alpha1.changerequest import ChangeRequest
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
-from changegate.core.facts import ServicePolicy, User
-from changegate.core.governance import (
+from changegate.core.change.facts import ServicePolicy, User
+from changegate.core.change.governance import (
     Verdict,
     review_change_request,
     review_change_template,
     review_deployment_record,
     review_service_on_call,
 )
-
-from .builders import (
+from tests.unit.builders import (
     AUTHORITIES,
     CHANGE_MANAGER,
     EMERGENCY_MEMBER,

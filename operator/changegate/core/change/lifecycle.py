@@ -34,8 +34,8 @@ from changegate.api.v1alpha1.common import (
     ConditionStatus,
     Weekday,
 )
-from changegate.core.facts import ChangeFacts, ServicePolicy
-from changegate.core.images import ImageRef
+from changegate.core.change.facts import ChangeFacts, ServicePolicy
+from changegate.core.change.images import ImageRef
 
 OPERATOR = "changegate"
 AUDIT_LIMIT = 64

@@ -16,10 +16,9 @@ import pytest
 
 from changegate.api.v1alpha1.changerequest import ChangePhase, ChangeRequest, ChangeRequestStatus
 from changegate.api.v1alpha1.common import ConditionStatus, find_condition
-from changegate.core.facts import ServicePolicy
-from changegate.core.lifecycle import AUDIT_LIMIT, Fit, reconcile, template_fit
-
-from .builders import (
+from changegate.core.change.facts import ServicePolicy
+from changegate.core.change.lifecycle import AUDIT_LIMIT, Fit, reconcile, template_fit
+from tests.unit.builders import (
     NAMED_APPROVER,
     NEW_IMAGE,
     NOW,

@@ -15,7 +15,7 @@ import pytest
 
 from changegate.api.v1alpha1.changerequest import ChangePhase
 from changegate.api.v1alpha1.common import ChangeType
-from changegate.core.admission import (
+from changegate.core.change.admission import (
     ADMISSION_ANNOTATION,
     ADMITTED_AT_ANNOTATION,
     BREAK_GLASS,
@@ -25,9 +25,8 @@ from changegate.core.admission import (
     Reason,
     decide_rollout,
 )
-from changegate.core.facts import ChangeFacts, ServicePolicy, User
-
-from .builders import (
+from changegate.core.change.facts import ChangeFacts, ServicePolicy, User
+from tests.unit.builders import (
     CHANGE_MANAGER,
     DIGEST,
     EMERGENCY_MEMBER,

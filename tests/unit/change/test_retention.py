@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from changegate.core.retention import expired_records
+from changegate.core.change.retention import expired_records
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 
