@@ -19,9 +19,10 @@ from changegate.api.v1alpha1.changerequest import ChangeRequest, ChangeRequestSt
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
 from changegate.core.change.admission import WorkloadRequest
-from changegate.core.change.facts import ChangeFacts, ServicePolicy, User
+from changegate.core.change.facts import ChangeFacts, ServicePolicy
 from changegate.core.change.governance import Authorities
 from changegate.core.change.workloads import RESTARTED_AT, Workload
+from changegate.core.common import User
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

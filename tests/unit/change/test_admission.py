@@ -25,7 +25,8 @@ from changegate.core.change.admission import (
     Reason,
     decide_rollout,
 )
-from changegate.core.change.facts import ChangeFacts, ServicePolicy, User
+from changegate.core.change.facts import ChangeFacts, ServicePolicy
+from changegate.core.common import User
 from tests.unit.builders import (
     CHANGE_MANAGER,
     DIGEST,

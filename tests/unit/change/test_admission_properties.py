@@ -27,10 +27,11 @@ from pydantic import ValidationError
 from changegate.api.v1alpha1.changerequest import ApprovalDecision, ChangeRequest
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
 from changegate.core.change.admission import BREAK_GLASS, Reason, decide_rollout
-from changegate.core.change.facts import ChangeFacts, ServicePolicy, User
+from changegate.core.change.facts import ChangeFacts, ServicePolicy
 from changegate.core.change.governance import review_change_request, review_service_on_call
 from changegate.core.change.images import image_matches
 from changegate.core.change.workloads import Workload, is_rollout
+from changegate.core.common import User
 from tests.unit.builders import (
     AUTHORITIES,
     DIGEST,

@@ -14,7 +14,7 @@ import pytest
 
 from changegate.api.v1alpha1.changerequest import ChangeRequest
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
-from changegate.core.change.facts import ServicePolicy, User
+from changegate.core.change.facts import ServicePolicy
 from changegate.core.change.governance import (
     Verdict,
     review_change_request,
@@ -22,6 +22,7 @@ from changegate.core.change.governance import (
     review_deployment_record,
     review_service_on_call,
 )
+from changegate.core.common import User
 from tests.unit.builders import (
     AUTHORITIES,
     CHANGE_MANAGER,

@@ -13,9 +13,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from changegate.api.v1alpha1.changerequest import ChangePhase
-from changegate.core.change.facts import ChangeFacts, ServicePolicy, User
+from changegate.core.change.facts import ChangeFacts, ServicePolicy
 from changegate.core.change.images import image_matches
 from changegate.core.change.workloads import Workload, is_restart, is_rollout, only_images_changed
+from changegate.core.common import User
 
 BREAK_GLASS = "changegate.io/break-glass"
 CHANGE_ANNOTATION = "changegate.io/change-request"

@@ -19,17 +19,7 @@ from changegate.api.v1alpha1.changerequest import (
 )
 from changegate.api.v1alpha1.common import ChangeType
 from changegate.api.v1alpha1.serviceoncall import PassThrough, ServiceOnCall
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    """A user as the API server authenticated them."""
-
-    username: str
-    groups: frozenset[str] = frozenset()
-
-    def in_any(self, groups: frozenset[str] | tuple[str, ...]) -> bool:
-        return not self.groups.isdisjoint(groups)
+from changegate.core.common import User
 
 
 @dataclass(frozen=True, slots=True)

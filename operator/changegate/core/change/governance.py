@@ -20,7 +20,8 @@ from changegate.api.v1alpha1.changerequest import (
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.common import ChangeType
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
-from changegate.core.change.facts import ChangeFacts, ServicePolicy, User
+from changegate.core.change.facts import ChangeFacts, ServicePolicy
+from changegate.core.common import User
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from changegate.api.v1alpha1.changerequest import ChangeRequest
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
 from changegate.core.change.admission import Decision, WorkloadRequest, decide_rollout
-from changegate.core.change.facts import ChangeFacts, ServicePolicy, User
+from changegate.core.change.facts import ChangeFacts, ServicePolicy
 from changegate.core.change.governance import (
     Authorities,
     Verdict,
@@ -37,6 +37,7 @@ from changegate.core.change.governance import (
     review_service_on_call,
 )
 from changegate.core.change.workloads import Workload
+from changegate.core.common import User
 from changegate.handlers.login import register_login
 from changegate.metrics import ADMISSION_DECISIONS, ADMISSION_LATENCY, serve_probes_and_metrics
 from changegate.settings import Settings
