@@ -8,6 +8,7 @@ official client; async callers run them with asyncio.to_thread.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import uuid
 from typing import Any, cast
@@ -17,6 +18,63 @@ from kubernetes import client, config
 log = logging.getLogger(__name__)
 COMPONENT = "changegate"
 GROUP, VERSION = "changegate.io", "v1alpha1"
+
+
+class KubeError(Exception):
+    """The API server refused or failed a request; `message` is its own words."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(KubeError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class Conflict(KubeError):
+    """409: the object exists already, or a resourceVersion precondition failed."""
+
+
+class Forbidden(KubeError):
+    """403: RBAC, an admission webhook, or a namespace being terminated said no."""
+
+
+class Invalid(KubeError):
+    """422: the object does not fit the schema or its validation rules."""
+
+
+class Gone(KubeError):
+    """410: a watch's resourceVersion is too old; list again."""
+
+
+_BY_STATUS: dict[int, type[KubeError]] = {
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    410: Gone,
+    422: Invalid,
+}
+
+
+def server_message(body: str | bytes | None) -> str:
+    """The `message` of the metav1.Status the API server sends with a refusal, or ''."""
+    try:
+        status = json.loads(body or "")
+    except ValueError:
+        return ""
+    message = status.get("message") if isinstance(status, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+def kube_error(error: client.ApiException) -> KubeError:
+    """The adapter's own exception for a client failure, carrying the server's message."""
+    status = int(error.status or 0)
+    reason = str(error.reason or "")
+    message = server_message(error.body) or f"{status} {reason}".strip()
+    return _BY_STATUS.get(status, KubeError)(status, reason, message)
 
 
 def api_client() -> client.ApiClient:
@@ -97,7 +155,7 @@ class KubeAdapter:
         except client.ApiException as error:
             if error.status == 404:
                 return None
-            raise
+            raise kube_error(error) from error
 
     def patch_status(
         self,
@@ -111,9 +169,12 @@ class KubeAdapter:
         body: dict[str, Any] = {"status": status}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, body
-        )
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, body
+            )
+        except client.ApiException as error:
+            raise kube_error(error) from error
 
     def create_cluster_object(self, plural: str, body: dict[str, Any]) -> bool:
         """Create a cluster-scoped object; False when it already exists (a retry)."""

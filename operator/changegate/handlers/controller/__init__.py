@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 import kopf
 from pydantic import BaseModel, ValidationError
 
-from changegate.adapters.kube import KubeAdapter, api_client
+from changegate.adapters.kube import Conflict, KubeAdapter, api_client
 from changegate.api.v1alpha1.changerequest import ChangePhase, ChangeRequest
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.common import ChangeType, ContainerImage
@@ -513,8 +513,6 @@ def _merge_rollout(
     state: ControllerState, seen: Observation, record: str | None, indexed: Any = None
 ) -> None:
     """Record the rollout on its change, with optimistic concurrency: retry on a conflict."""
-    from kubernetes.client import ApiException
-
     for attempt in range(5):
         # First from the index; after a conflict the index is stale, so read live.
         change = _change_for(state, seen, indexed if attempt == 0 else None)
@@ -532,9 +530,8 @@ def _merge_rollout(
                 change.metadata.resource_version,
             )
             return
-        except ApiException as error:
-            if error.status != 409:
-                raise
+        except Conflict:
+            continue
     raise kopf.TemporaryError(f"could not record rollout {seen.key} on its change", delay=1)
 
 
