@@ -1,22 +1,24 @@
 """The admission decision for workload rollouts: allow or deny, why, and what to record.
 
-A pure function of (request, service policy, changes, clock). The webhook
-gathers these from its in-memory indexes, calls `decide_rollout`, and turns
-the Decision into an AdmissionReview response, an Event and metrics.
+A pure function of (request, service policy, changes, clock), written as a chain
+of small named rules (`RULES`, in order; the first that decides wins). The
+webhook gathers the inputs from its in-memory indexes, calls `decide_rollout`,
+and turns the Decision into an AdmissionReview response, an Event and metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from changegate.api.v1alpha1.changerequest import ChangePhase
-from changegate.core.change.facts import ChangeFacts, ServicePolicy
+from changegate.core.change.facts import ChangeFacts, FreezeFacts, ServicePolicy
 from changegate.core.change.images import image_matches
 from changegate.core.change.workloads import Workload, is_restart, is_rollout, only_images_changed
-from changegate.core.common import User
+from changegate.core.common import User, timestamp
 
 BREAK_GLASS = "changegate.io/break-glass"
 CHANGE_ANNOTATION = "changegate.io/change-request"
@@ -51,10 +53,14 @@ class WorkloadRequest:
     old: Workload | None
     user: User
     namespace_labelled: bool = False
+    # The operator's own namespace, never governed (nor is kube-system).
+    operator_namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """What admission decided for one workload request, and why."""
+
     allowed: bool
     reason: Reason
     message: str
@@ -84,36 +90,246 @@ class Decision:
         return "\n".join(lines)
 
 
-def _allow(reason: Reason, message: str, **kw: object) -> Decision:
-    return Decision(True, reason, message, **kw)  # type: ignore[arg-type]
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """What every rule reads: the request, its service's policy, that service's changes, now."""
+
+    request: WorkloadRequest
+    service: ServicePolicy | None
+    # Changes of the service in the workload's namespace, by name: a change
+    # authorises only targets in its own namespace, and the first by name wins.
+    changes: tuple[ChangeFacts, ...]
+    now: datetime
+
+    @classmethod
+    def of(
+        cls,
+        request: WorkloadRequest,
+        service: ServicePolicy | None,
+        changes: Iterable[ChangeFacts],
+        now: datetime,
+    ) -> Rollout:
+        namespace = request.new.namespace
+        ours = (
+            sorted(
+                (c for c in changes if c.service == service.service and c.namespace == namespace),
+                key=lambda c: c.name,
+            )
+            if service is not None
+            else ()
+        )
+        return cls(request, service, tuple(ours), now)
+
+    @property
+    def label(self) -> str:
+        workload = self.request.new
+        return f"{workload.kind}/{workload.name} in {workload.namespace}"
+
+    def targeting(self) -> list[ChangeFacts]:
+        """The changes that name this workload as a target, by name."""
+        workload = self.request.new
+        return [c for c in self.changes if c.target(workload.kind, workload.name) is not None]
 
 
-def _deny(reason: Reason, message: str, **kw: object) -> Decision:
-    return Decision(False, reason, message, **kw)  # type: ignore[arg-type]
+Rule = Callable[[Rollout], Decision | None]
 
 
-def _stamp(
-    request: WorkloadRequest, how: Reason, now: datetime, change: str | None
-) -> dict[str, str]:
-    # Start from the old values, so that a stamp this decision does not set (the change
-    # of a restart or a break-glass) keeps its old value instead of one the user wrote.
-    stamp = _kept_stamps(request) | {
-        DEPLOYER_ANNOTATION: request.user.username,
-        ADMISSION_ANNOTATION: how.value,
-        ADMITTED_AT_ANNOTATION: now.isoformat().replace("+00:00", "Z"),
-    }
-    if change:
-        stamp[CHANGE_ANNOTATION] = change
-    return stamp
+def governed(rule: Callable[[Rollout, ServicePolicy], Decision | None]) -> Rule:
+    """A rule for namespaces a ServiceOnCall governs; it says nothing of any other."""
+
+    @functools.wraps(rule)
+    def checked(rollout: Rollout) -> Decision | None:
+        return None if rollout.service is None else rule(rollout, rollout.service)
+
+    return checked
 
 
-def _kept_stamps(request: WorkloadRequest) -> dict[str, str]:
-    """On a request that is not a rollout, the webhook's annotations keep their old values."""
-    old = request.old.annotations if request.old else {}
-    new = request.new.annotations
-    return {k: old[k] for k in STAMPED if k in old and new.get(k) != old[k]} | {
-        k: "" for k in STAMPED if k in new and k not in old
-    }
+# -- the rules, in the order RULES runs them ----------------------------------
+
+
+def exempt_namespace(rollout: Rollout) -> Decision | None:
+    """kube-system and the operator's own namespace are never governed."""
+    namespace = rollout.request.new.namespace
+    # An unset operator namespace (as in tests) must not exempt a namespace-less body.
+    own = rollout.request.operator_namespace
+    if namespace == "kube-system" or (own and namespace == own):
+        return _ungoverned(namespace)
+    return None
+
+
+def ungoverned(rollout: Rollout) -> Decision | None:
+    """No ServiceOnCall: pass, unless the namespace is labelled governed and this is a rollout."""
+    request = rollout.request
+    workload = request.new
+    if rollout.service is not None:
+        return None
+    if request.namespace_labelled and is_rollout(request.old, workload):
+        return Decision(
+            False,
+            Reason.NO_SERVICE,
+            f"namespace {workload.namespace} is marked governed, but no ServiceOnCall declares"
+            " it as a production environment, so no change can be approved for it",
+            fix="declare the namespace in a ServiceOnCall's spec.environments with"
+            " production: true, or remove the changegate.io/governed label",
+        )
+    return _ungoverned(workload.namespace)
+
+
+@governed
+def not_a_rollout(rollout: Rollout, service: ServicePolicy) -> Decision | None:
+    """Scaling and metadata edits pass; only the webhook's own stamps are put back."""
+    request = rollout.request
+    if is_rollout(request.old, request.new):
+        return None
+    return Decision(
+        True,
+        Reason.NOT_A_ROLLOUT,
+        "the pod template did not change",
+        service=service,
+        annotations=_kept_stamps(request),
+    )
+
+
+@governed
+def break_glass(rollout: Rollout, service: ServicePolicy) -> Decision | None:
+    """A newly set break-glass annotation: an emergency member passes, anyone else is refused."""
+    request = rollout.request
+    glass = request.new.annotations.get(BREAK_GLASS, "").strip()
+    old_glass = request.old.annotations.get(BREAK_GLASS, "") if request.old else ""
+    if not glass or glass == old_glass:
+        return None
+    user = request.user.username
+    if service.is_emergency_member(request.user):
+        message = f"break-glass rollout of {rollout.label} by {user}: {glass}"
+        return _admit(rollout, service, Reason.BREAK_GLASS, message)
+    groups = ", ".join(sorted(service.emergency_groups)) or "none"
+    return Decision(
+        False,
+        Reason.BREAK_GLASS_REFUSED,
+        f"break-glass refused: {user} is not in an emergency group of"
+        f" service {service.service} ({groups})",
+        service=service,
+        fix="ask a member of the emergency group, or raise a change",
+    )
+
+
+@governed
+def restart(rollout: Rollout, service: ServicePolicy) -> Decision | None:
+    """A `kubectl rollout restart` passes when the policy allows restarts."""
+    request = rollout.request
+    if not (service.allow_restart and is_restart(request.old, request.new)):
+        return None
+    message = f"rollout restart of {rollout.label} allowed by the policy of {service.service}"
+    return _admit(rollout, service, Reason.RESTART, message)
+
+
+@governed
+def approved_change(rollout: Rollout, service: ServicePolicy) -> Decision | None:
+    """The first change, by name, that admits the rollout: approved, open, same images, no freeze."""
+    change = next((c for c in rollout.targeting() if near_miss(rollout, service, c) is None), None)
+    if change is None:
+        return None
+    message = f"{rollout.label} admitted under ChangeRequest {change.name} ({change.type.value})"
+    return _admit(rollout, service, Reason.APPROVED_CHANGE, message, change)
+
+
+@governed
+def rollback(rollout: Rollout, service: ServicePolicy) -> Decision | None:
+    """Back to images a change already deployed here, when the policy allows it and no freeze."""
+    if not service.allow_rollback or rollout.request.old is None:
+        return None
+    previous = _rolled_back_to(rollout)
+    if previous is None or service.freeze_at(rollout.now, previous.type) is not None:
+        return None
+    message = (
+        f"rollback of {rollout.label} to the images deployed under ChangeRequest {previous.name},"
+        f" allowed by the policy of {service.service}"
+    )
+    return _admit(rollout, service, Reason.ROLLBACK, message, previous)
+
+
+@governed
+def refuse(rollout: Rollout, service: ServicePolicy) -> Decision:
+    """Nothing admitted the rollout: say why, list the near misses, and the fix."""
+    targeting = rollout.targeting()
+    misses = [m for c in targeting if (m := near_miss(rollout, service, c)) is not None]
+    freeze = next((f for f in service.freezes if f.start <= rollout.now < f.end), None)
+    if freeze and not misses:
+        misses.append(NearMiss(_freeze_text(freeze), frozen=True))
+    # Freeze is the reason only when nothing but a freeze stands in the way.
+    frozen = bool(misses) and all(m.frozen for m in misses)
+    texts = tuple(m.text for m in misses) or (
+        f"no ChangeRequest of service {service.service} targets {rollout.label}",
+    )
+    pending = next(
+        (c for c in targeting if c.effective_phase(service) is ChangePhase.PENDING), None
+    )
+    return Decision(
+        False,
+        Reason.FREEZE if frozen else Reason.NO_CHANGE,
+        f"changegate: rollout of {rollout.label} refused: no approved ChangeRequest of service"
+        f" {service.service} covers it",
+        near_misses=texts,
+        fix=_fix_command(rollout.request.new, service, pending),
+        service=service,
+    )
+
+
+# The admission decision, in order: the first rule that decides wins. Without a
+# ServiceOnCall `ungoverned` always decides; with one, `refuse` does.
+RULES: tuple[Rule, ...] = (
+    exempt_namespace,
+    ungoverned,
+    not_a_rollout,
+    break_glass,
+    restart,
+    approved_change,
+    rollback,
+    refuse,
+)
+
+
+def decide_rollout(
+    request: WorkloadRequest,
+    service: ServicePolicy | None,
+    changes: Iterable[ChangeFacts],
+    now: datetime,
+) -> Decision:
+    """Allow or deny a workload request in a namespace, and say why."""
+    rollout = Rollout.of(request, service, changes, now)
+    return next(decision for rule in RULES if (decision := rule(rollout)) is not None)
+
+
+# -- what the rules share -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NearMiss:
+    """Why one change that targets the workload does not admit it."""
+
+    text: str
+    frozen: bool = False  # only a freeze stands in its way
+
+
+def near_miss(rollout: Rollout, service: ServicePolicy, change: ChangeFacts) -> NearMiss | None:
+    """What keeps a targeting change from admitting the rollout, or None when it admits it."""
+    ref = f"ChangeRequest {change.name}"
+    phase = change.effective_phase(service)
+    if phase is ChangePhase.PENDING:
+        count = f"{len(change.approvers)} of {service.required_approvals}"
+        return NearMiss(f"{ref}: pending approval {count}")
+    if phase not in (ChangePhase.APPROVED, ChangePhase.IN_PROGRESS):
+        return NearMiss(f"{ref}: {phase.value}")
+    window = _window_problem(change, rollout.now)
+    if window:
+        return NearMiss(f"{ref}: {window}")
+    mismatches = image_mismatches(change, rollout.request.new, rollout.request.old)
+    if mismatches:
+        return NearMiss(f"{ref}: image mismatch: {'; '.join(mismatches)}")
+    freeze = service.freeze_at(rollout.now, change.type)
+    if freeze:
+        return NearMiss(f"{ref}: {_freeze_text(freeze)}", frozen=True)
+    return None
 
 
 def image_mismatches(
@@ -141,6 +357,52 @@ def image_mismatches(
     return problems
 
 
+def _ungoverned(namespace: str) -> Decision:
+    return Decision(True, Reason.UNGOVERNED, f"namespace {namespace} is not governed")
+
+
+def _admit(
+    rollout: Rollout,
+    service: ServicePolicy,
+    how: Reason,
+    message: str,
+    change: ChangeFacts | None = None,
+) -> Decision:
+    """Let a rollout through, stamped with who, how, when and under which change."""
+    return Decision(
+        True,
+        how,
+        message,
+        change=change,
+        service=service,
+        annotations=_stamp(rollout.request, how, rollout.now, change.name if change else None),
+    )
+
+
+def _stamp(
+    request: WorkloadRequest, how: Reason, now: datetime, change: str | None
+) -> dict[str, str]:
+    # Start from the old values, so that a stamp this decision does not set (the change
+    # of a restart or a break-glass) keeps its old value instead of one the user wrote.
+    stamp = _kept_stamps(request) | {
+        DEPLOYER_ANNOTATION: request.user.username,
+        ADMISSION_ANNOTATION: how.value,
+        ADMITTED_AT_ANNOTATION: timestamp(now),
+    }
+    if change:
+        stamp[CHANGE_ANNOTATION] = change
+    return stamp
+
+
+def _kept_stamps(request: WorkloadRequest) -> dict[str, str]:
+    """On a request that is not a rollout, the webhook's annotations keep their old values."""
+    old = request.old.annotations if request.old else {}
+    new = request.new.annotations
+    return {k: old[k] for k in STAMPED if k in old and new.get(k) != old[k]} | {
+        k: "" for k in STAMPED if k in new and k not in old
+    }
+
+
 def _window_problem(change: ChangeFacts, now: datetime) -> str | None:
     if change.window_start and now < change.window_start:
         return f"window opens at {change.window_start.isoformat()}"
@@ -149,6 +411,10 @@ def _window_problem(change: ChangeFacts, now: datetime) -> str | None:
     if change.expiration and now >= change.expiration:
         return f"approval expired at {change.expiration.isoformat()}"
     return None
+
+
+def _freeze_text(freeze: FreezeFacts) -> str:
+    return f"freeze {freeze.name} until {freeze.end.isoformat()}: {freeze.reason}"
 
 
 def _fix_command(workload: Workload, service: ServicePolicy, pending: ChangeFacts | None) -> str:
@@ -171,151 +437,16 @@ def _fix_command(workload: Workload, service: ServicePolicy, pending: ChangeFact
     )
 
 
-def _is_rollback(
-    request: WorkloadRequest, service: ServicePolicy, changes: Iterable[ChangeFacts]
-) -> ChangeFacts | None:
+def _rolled_back_to(rollout: Rollout) -> ChangeFacts | None:
     """A change that already rolled these exact images out on this workload.
 
     Only the images may move: the statuses record images, not whole pod templates,
     so any other edit of the template is a new change, not a rollback.
     """
+    request = rollout.request
     workload = request.new
-    deployed = [
-        c
-        for c in changes
-        if c.service == service.service and (workload.kind, workload.name) in c.deployed
-    ]
+    deployed = [c for c in rollout.changes if (workload.kind, workload.name) in c.deployed]
     # Comparing whole templates costs more than the rest of the decision: do it last.
     if not deployed or not only_images_changed(request.old, workload):
         return None
     return next((c for c in deployed if not image_mismatches(c, workload, request.old)), None)
-
-
-def decide_rollout(
-    request: WorkloadRequest,
-    service: ServicePolicy | None,
-    changes: Iterable[ChangeFacts],
-    now: datetime,
-) -> Decision:
-    """Allow or deny a workload request in a namespace, and say why."""
-    workload = request.new
-    if service is None:
-        if request.namespace_labelled and is_rollout(request.old, workload):
-            return _deny(
-                Reason.NO_SERVICE,
-                f"namespace {workload.namespace} is marked governed, but no ServiceOnCall declares"
-                " it as a production environment, so no change can be approved for it",
-                fix="declare the namespace in a ServiceOnCall's spec.environments with"
-                " production: true, or remove the changegate.io/governed label",
-            )
-        return _allow(Reason.UNGOVERNED, f"namespace {workload.namespace} is not governed")
-
-    if not is_rollout(request.old, workload):
-        return _allow(
-            Reason.NOT_A_ROLLOUT,
-            "the pod template did not change",
-            service=service,
-            annotations=_kept_stamps(request),
-        )
-
-    # Targets live in the ChangeRequest's namespace: a change authorises only those.
-    changes = [
-        c for c in changes if c.service == service.service and c.namespace == workload.namespace
-    ]
-    label = f"{workload.kind}/{workload.name} in {workload.namespace}"
-
-    glass = workload.annotations.get(BREAK_GLASS, "").strip()
-    old_glass = request.old.annotations.get(BREAK_GLASS, "") if request.old else ""
-    if glass and glass != old_glass:
-        if service.is_emergency_member(request.user):
-            return _allow(
-                Reason.BREAK_GLASS,
-                f"break-glass rollout of {label} by {request.user.username}: {glass}",
-                service=service,
-                annotations=_stamp(request, Reason.BREAK_GLASS, now, None),
-            )
-        return _deny(
-            Reason.BREAK_GLASS_REFUSED,
-            f"break-glass refused: {request.user.username} is not in an emergency group of"
-            f" service {service.service} ({', '.join(sorted(service.emergency_groups)) or 'none'})",
-            service=service,
-            fix="ask a member of the emergency group, or raise a change",
-        )
-
-    if service.allow_restart and is_restart(request.old, workload):
-        return _allow(
-            Reason.RESTART,
-            f"rollout restart of {label} allowed by the policy of {service.service}",
-            service=service,
-            annotations=_stamp(request, Reason.RESTART, now, None),
-        )
-
-    near_misses: list[str] = []
-    pending: ChangeFacts | None = None
-    frozen = 0  # near misses that only a freeze stopped
-    for change in sorted(changes, key=lambda c: c.name):
-        if change.target(workload.kind, workload.name) is None:
-            continue
-        phase = change.effective_phase(service)
-        ref = f"ChangeRequest {change.name}"
-        if phase not in (ChangePhase.APPROVED, ChangePhase.IN_PROGRESS):
-            if phase is ChangePhase.PENDING:
-                pending = pending or change
-                count = f"{len(change.approvers)} of {service.required_approvals}"
-                near_misses.append(f"{ref}: pending approval {count}")
-            else:
-                near_misses.append(f"{ref}: {phase.value}")
-            continue
-        window = _window_problem(change, now)
-        if window:
-            near_misses.append(f"{ref}: {window}")
-            continue
-        mismatches = image_mismatches(change, workload, request.old)
-        if mismatches:
-            near_misses.append(f"{ref}: image mismatch: {'; '.join(mismatches)}")
-            continue
-        freeze = service.freeze_at(now, change.type)
-        if freeze:
-            frozen += 1
-            near_misses.append(
-                f"{ref}: freeze {freeze.name} until {freeze.end.isoformat()}: {freeze.reason}"
-            )
-            continue
-        return _allow(
-            Reason.APPROVED_CHANGE,
-            f"{label} admitted under {ref} ({change.type.value})",
-            change=change,
-            service=service,
-            annotations=_stamp(request, Reason.APPROVED_CHANGE, now, change.name),
-        )
-
-    if service.allow_rollback and request.old is not None:
-        previous = _is_rollback(request, service, changes)
-        if previous is not None:
-            freeze = service.freeze_at(now, previous.type)
-            if freeze is None:
-                return _allow(
-                    Reason.ROLLBACK,
-                    f"rollback of {label} to the images deployed under ChangeRequest"
-                    f" {previous.name}, allowed by the policy of {service.service}",
-                    change=previous,
-                    service=service,
-                    annotations=_stamp(request, Reason.ROLLBACK, now, previous.name),
-                )
-
-    freeze = next((f for f in service.freezes if f.start <= now < f.end), None)
-    if freeze and not near_misses:
-        frozen += 1
-        near_misses.append(f"freeze {freeze.name} until {freeze.end.isoformat()}: {freeze.reason}")
-    # Freeze is the reason only when nothing but a freeze stands in the way.
-    reason = Reason.FREEZE if near_misses and frozen == len(near_misses) else Reason.NO_CHANGE
-    if not near_misses:
-        near_misses.append(f"no ChangeRequest of service {service.service} targets {label}")
-    return _deny(
-        reason,
-        f"changegate: rollout of {label} refused: no approved ChangeRequest of service"
-        f" {service.service} covers it",
-        near_misses=tuple(near_misses),
-        fix=_fix_command(workload, service, pending),
-        service=service,
-    )
