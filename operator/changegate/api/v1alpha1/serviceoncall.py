@@ -7,9 +7,9 @@ says who is on call now, what runs in each environment, and the DORA figures.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -296,6 +296,10 @@ class Rotation(ApiModel):
     )
 
 
+# A date is always ten characters; the bound keeps CEL cost estimates low too.
+CalendarDate = Annotated[date, Field(json_schema_extra={"maxLength": 10})]
+
+
 class WorkingHours(ApiModel):
     """The team's working hours, which split WorkingHours from OutOfHours cover."""
 
@@ -319,6 +323,16 @@ class WorkingHours(ApiModel):
     )
     start_at: Clock = Field(default="09:00", description="Start of the working day (HH:MM).")
     end_at: Clock = Field(default="17:00", description="End of the working day (HH:MM).")
+    holidays: list[CalendarDate] = Field(
+        default_factory=list,
+        max_length=128,
+        description=(
+            "Dates (YYYY-MM-DD, in the on-call time zone) that count as out of hours all day,"
+            " for example bank holidays: WorkingHours rotations are off and OutOfHours"
+            " rotations are on call from midnight to midnight."
+        ),
+        json_schema_extra=LIST_SET,
+    )
 
 
 class Override(ApiModel):
