@@ -1,18 +1,21 @@
 """Rules for changegate's own kinds: who may write what, stamped with who they are.
 
-The mutating webhook calls these with the authenticated user from the
-admission request. Each returns a Verdict: refuse with a reason, or accept with
-the JSON patch that stamps identities and times. Pure: no I/O, time is given.
+The mutating webhook calls the `review_*` functions with the authenticated user
+from the admission request. Each runs a chain of small named rules (the `*_RULES`
+tuples; the first that decides wins) and returns a Verdict: refuse with a reason,
+or accept with the JSON patch that stamps identities and times. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from changegate.api.v1alpha1.changerequest import (
     TERMINAL_PHASES,
+    Approval,
     ApprovalDecision,
     ChangePhase,
     ChangeRequest,
@@ -21,7 +24,7 @@ from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.common import ChangeType
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
-from changegate.core.common import User
+from changegate.core.common import User, timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +36,16 @@ class Authorities:
     operator_users: frozenset[str]
 
     def is_change_manager(self, user: User) -> bool:
-        return user.in_any(tuple(self.change_manager_groups))
+        return user.in_any(self.change_manager_groups)
 
     def may_govern(self, user: User) -> bool:
-        return user.in_any(tuple(self.change_manager_groups | self.platform_admin_groups))
+        return user.in_any(self.change_manager_groups | self.platform_admin_groups)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """What the webhook answers for a write of one of our kinds."""
+
     allowed: bool
     message: str = ""
     reason: str = "Accepted"
@@ -50,35 +55,304 @@ class Verdict:
 
 # Spec fields that never change after creation (mirrors the CRD's CEL rules).
 IMMUTABLE = ("service", "type", "targets", "window", "source")
+# Who activated a ChangeTemplate, and when: stamped by the webhook, read by the controller.
+ACTIVATED_BY = "changegate.io/activated-by"
+ACTIVATED_AT = "changegate.io/activated-at"
 
 
 def refuse(reason: str, message: str) -> Verdict:
     return Verdict(False, message, reason)
 
 
-ACTIVATED_BY = "changegate.io/activated-by"
-ACTIVATED_AT = "changegate.io/activated-at"
+Subject = TypeVar("Subject")
 
 
-def _set_annotations(
-    current: dict[str, str], wanted: dict[str, str | None]
-) -> list[dict[str, Any]]:
-    """JSON patch ops that give the object these annotation values (None removes one)."""
-    if not current:
-        values = {k: v for k, v in wanted.items() if v is not None}
-        return [{"op": "add", "path": "/metadata/annotations", "value": values}] if values else []
-    ops: list[dict[str, Any]] = []
-    for key, value in wanted.items():
-        path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
-        if value is not None:
-            ops.append({"op": "add", "path": path, "value": value})
-        elif key in current:
-            ops.append({"op": "remove", "path": path})
-    return ops
+def first_verdict(
+    rules: Sequence[Callable[[Subject], Verdict | None]], subject: Subject
+) -> Verdict:
+    """The verdict of the first rule that decides; each chain ends in a rule that always does."""
+    return next(verdict for rule in rules if (verdict := rule(subject)) is not None)
 
 
-def _timestamp(now: datetime) -> str:
-    return now.isoformat().replace("+00:00", "Z")
+def accept(_: object) -> Verdict:
+    """The last rule of a chain: nothing refused the write."""
+    return Verdict(True)
+
+
+# -- ChangeRequest: create ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewChange:
+    """A ChangeRequest being created: by whom, under which policy, and whether by the operator."""
+
+    change: ChangeRequest
+    user: User
+    policy: ServicePolicy | None
+    operator: bool
+
+
+def raised_by_operator(new: NewChange) -> Verdict | None:
+    """The operator raises changes on behalf of the person who deployed (break-glass, promotion)."""
+    if new.operator and not new.change.spec.approvals:
+        return Verdict(True, reason="RaisedByOperator")
+    return None
+
+
+def requester_is_the_writer(new: NewChange) -> Verdict | None:
+    requester = new.change.spec.requester
+    if requester is None or requester == new.user.username:
+        return None
+    return refuse(
+        "RequesterMismatch",
+        f"spec.requester is stamped from your identity: you are {new.user.username}, the body"
+        f" names {requester}; leave spec.requester empty",
+    )
+
+
+def no_approvals_on_create(new: NewChange) -> Verdict | None:
+    if not new.change.spec.approvals:
+        return None
+    return refuse(
+        "ApprovalsOnCreate",
+        "a new ChangeRequest carries no approvals; approvers append theirs afterwards",
+    )
+
+
+def emergency_by_its_group(new: NewChange) -> Verdict | None:
+    """Only members of the service's emergency groups raise an emergency change."""
+    policy = new.policy
+    if new.change.spec.type is not ChangeType.EMERGENCY or (
+        policy is not None and policy.is_emergency_member(new.user)
+    ):
+        return None
+    groups = ", ".join(sorted(policy.emergency_groups)) if policy else "none"
+    return refuse(
+        "NotInEmergencyGroup",
+        f"only members of the emergency groups of service {new.change.spec.service} ({groups})"
+        " may raise an emergency change",
+    )
+
+
+def stamp_requester(new: NewChange) -> Verdict:
+    return Verdict(
+        True,
+        reason="RequesterStamped",
+        patch=[
+            {"op": "add", "path": "/spec/requester", "value": new.user.username},
+            # An empty list lets approvers append with a plain JSON patch ("/spec/approvals/-").
+            {"op": "add", "path": "/spec/approvals", "value": []},
+        ],
+    )
+
+
+# -- ChangeRequest: update --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEdit:
+    """An update of a ChangeRequest, with the phase admission trusts for it before the edit."""
+
+    old: ChangeRequest
+    new: ChangeRequest
+    user: User
+    policy: ServicePolicy | None
+    now: datetime
+    facts: ChangeFacts  # of the old object
+    phase: ChangePhase
+
+    @classmethod
+    def of(
+        cls,
+        old: ChangeRequest,
+        new: ChangeRequest,
+        user: User,
+        policy: ServicePolicy | None,
+        now: datetime,
+    ) -> ChangeEdit:
+        facts = ChangeFacts.from_model(old)
+        return cls(old, new, user, policy, now, facts, facts.effective_phase(policy))
+
+    @property
+    def added(self) -> list[Approval]:
+        return self.new.spec.approvals[len(self.old.spec.approvals) :]
+
+    @property
+    def approval(self) -> Approval | None:
+        """The one approval this edit appends, if it appends exactly one."""
+        added = self.added
+        return added[0] if len(added) == 1 else None
+
+
+def requester_immutable(edit: ChangeEdit) -> Verdict | None:
+    if edit.new.spec.requester == edit.old.spec.requester:
+        return None
+    return refuse("RequesterImmutable", "spec.requester cannot be changed")
+
+
+def immutable_fields(edit: ChangeEdit) -> Verdict | None:
+    # The CRD's CEL rules say the same; the webhook must not depend on them, since
+    # an approval counts here from the moment it is written.
+    moved = [f for f in IMMUTABLE if getattr(edit.old.spec, f) != getattr(edit.new.spec, f)]
+    if not moved:
+        return None
+    return refuse(
+        "Immutable",
+        f"spec.{', spec.'.join(moved)} cannot be changed; raise a new ChangeRequest instead",
+    )
+
+
+def approvals_append_only(edit: ChangeEdit) -> Verdict | None:
+    old = edit.old.spec.approvals
+    if edit.new.spec.approvals[: len(old)] == old:
+        return None
+    return refuse(
+        "ApprovalsAppendOnly",
+        "approvals can only be appended: existing entries cannot be changed or removed",
+    )
+
+
+def cancel_is_final(edit: ChangeEdit) -> Verdict | None:
+    if edit.old.spec.cancel and not edit.new.spec.cancel:
+        return refuse("CancelIsFinal", "a cancelled change cannot be un-cancelled")
+    return None
+
+
+def too_late_to_cancel(edit: ChangeEdit) -> Verdict | None:
+    """A change can be cancelled only before its rollout starts."""
+    cancelling = edit.new.spec.cancel and not edit.old.spec.cancel
+    started = edit.phase is ChangePhase.IN_PROGRESS or edit.phase in TERMINAL_PHASES
+    if not (cancelling and started):
+        return None
+    return refuse(
+        "TooLateToCancel",
+        f"ChangeRequest {edit.facts.name} is {edit.phase.value}: it can only be cancelled before"
+        " its rollout starts",
+    )
+
+
+def frozen_once_decided(edit: ChangeEdit) -> Verdict | None:
+    """Once a change is no longer pending, only spec.cancel may move."""
+    if edit.phase is ChangePhase.PENDING:
+        return None
+    before = edit.old.spec.model_copy(update={"cancel": False}).to_json()
+    after = edit.new.spec.model_copy(update={"cancel": False}).to_json()
+    if before == after:
+        return Verdict(True)
+    return refuse(
+        "SpecFrozen",
+        f"ChangeRequest {edit.facts.name} is {edit.phase.value}: its spec is frozen, only"
+        " spec.cancel may be set; raise a new ChangeRequest to change it",
+    )
+
+
+def nothing_to_stamp(edit: ChangeEdit) -> Verdict | None:
+    """An edit of a pending change that adds no approval."""
+    return None if edit.added else Verdict(True)
+
+
+def one_approval_at_a_time(edit: ChangeEdit) -> Verdict | None:
+    if len(edit.added) <= 1:
+        return None
+    return refuse("OneApprovalAtATime", "append one approval at a time, as yourself")
+
+
+def approver_is_the_writer(edit: ChangeEdit) -> Verdict | None:
+    """An approval is recorded as the user who writes it; naming anyone else is a forgery."""
+    approval = edit.approval
+    if approval is None or approval.approver in (None, edit.user.username):
+        return None
+    return refuse(
+        "ApproverMismatch",
+        f"an approval is recorded as the user who writes it: you are {edit.user.username},"
+        f" the approval names {approval.approver}",
+    )
+
+
+def approvals_need_a_service(edit: ChangeEdit) -> Verdict | None:
+    if edit.policy is not None:
+        return None
+    return refuse(
+        "NoServiceOnCall",
+        f"no ServiceOnCall declares service {edit.new.spec.service},"
+        " so nobody may approve its changes",
+    )
+
+
+def segregation_of_duties(edit: ChangeEdit) -> Verdict | None:
+    user = edit.user.username
+    if user != edit.new.spec.requester:
+        return None
+    return refuse(
+        "SegregationOfDuties",
+        f"{user} requested ChangeRequest {edit.facts.name} and cannot approve or reject it"
+        " (segregation of duties)",
+    )
+
+
+def approver_of_the_service(edit: ChangeEdit) -> Verdict | None:
+    policy = edit.policy  # None was refused by approvals_need_a_service
+    if policy is None or policy.may_approve(edit.user):
+        return None
+    who = sorted(policy.approver_users) + [f"group {g}" for g in sorted(policy.approver_groups)]
+    return refuse(
+        "NotAnApprover",
+        f"{edit.user.username} is not an approver of service {policy.service}"
+        f" (approvers: {', '.join(who) or 'none'})",
+    )
+
+
+def decides_once(edit: ChangeEdit) -> Verdict | None:
+    user = edit.user.username
+    if user not in edit.facts.approvers and user not in edit.facts.rejected_by:
+        return None
+    return refuse("AlreadyDecided", f"{user} has already decided on {edit.facts.name}")
+
+
+def rejection_says_why(edit: ChangeEdit) -> Verdict | None:
+    approval = edit.approval
+    if approval is None or approval.decision is not ApprovalDecision.REJECTED or approval.comment:
+        return None
+    return refuse("RejectionNeedsComment", "a rejection needs a comment that says why")
+
+
+def stamp_approval(edit: ChangeEdit) -> Verdict:
+    path = f"/spec/approvals/{len(edit.old.spec.approvals)}"
+    return Verdict(
+        True,
+        reason="ApprovalStamped",
+        patch=[
+            {"op": "add", "path": f"{path}/approver", "value": edit.user.username},
+            {"op": "add", "path": f"{path}/time", "value": timestamp(edit.now)},
+        ],
+    )
+
+
+# The reviews of a ChangeRequest, in order: the first rule that decides wins.
+CREATE_RULES: tuple[Callable[[NewChange], Verdict | None], ...] = (
+    raised_by_operator,
+    requester_is_the_writer,
+    no_approvals_on_create,
+    emergency_by_its_group,
+    stamp_requester,
+)
+UPDATE_RULES: tuple[Callable[[ChangeEdit], Verdict | None], ...] = (
+    requester_immutable,
+    immutable_fields,
+    approvals_append_only,
+    cancel_is_final,
+    too_late_to_cancel,
+    frozen_once_decided,
+    nothing_to_stamp,
+    one_approval_at_a_time,
+    approver_is_the_writer,
+    approvals_need_a_service,
+    segregation_of_duties,
+    approver_of_the_service,
+    decides_once,
+    rejection_says_why,
+    stamp_approval,
+)
 
 
 def review_change_request(
@@ -98,128 +372,108 @@ def review_change_request(
     who deployed: it alone may name a requester other than itself.
     """
     if operation == "CREATE" or old is None:
-        if operator and not new.spec.approvals:
-            return Verdict(True, reason="RaisedByOperator")
-        return _review_new_change(new, user, policy)
+        return first_verdict(CREATE_RULES, NewChange(new, user, policy, operator))
+    return first_verdict(UPDATE_RULES, ChangeEdit.of(old, new, user, policy, now))
 
-    if new.spec.requester != old.spec.requester:
-        return refuse("RequesterImmutable", "spec.requester cannot be changed")
-    # The CRD's CEL rules say the same; the webhook must not depend on them, since
-    # an approval counts here from the moment it is written.
-    moved = [f for f in IMMUTABLE if getattr(old.spec, f) != getattr(new.spec, f)]
-    if moved:
-        return refuse(
-            "Immutable",
-            f"spec.{', spec.'.join(moved)} cannot be changed; raise a new ChangeRequest instead",
-        )
-    if new.spec.approvals[: len(old.spec.approvals)] != old.spec.approvals:
-        return refuse(
-            "ApprovalsAppendOnly",
-            "approvals can only be appended: existing entries cannot be changed or removed",
-        )
-    if old.spec.cancel and not new.spec.cancel:
-        return refuse("CancelIsFinal", "a cancelled change cannot be un-cancelled")
 
-    facts = ChangeFacts.from_model(old)
-    phase = facts.effective_phase(policy)
-    if (
-        new.spec.cancel
-        and not old.spec.cancel
-        and (phase is ChangePhase.IN_PROGRESS or phase in TERMINAL_PHASES)
-    ):
-        return refuse(
-            "TooLateToCancel",
-            f"ChangeRequest {facts.name} is {phase.value}: it can only be cancelled before its"
-            " rollout starts",
-        )
-    if phase is not ChangePhase.PENDING:
-        frozen_old = old.spec.model_copy(update={"cancel": False}).to_json()
-        frozen_new = new.spec.model_copy(update={"cancel": False}).to_json()
-        if frozen_old != frozen_new:
-            return refuse(
-                "SpecFrozen",
-                f"ChangeRequest {facts.name} is {phase.value}: its spec is frozen, only"
-                " spec.cancel may be set; raise a new ChangeRequest to change it",
-            )
-        return Verdict(True)
+# -- ChangeTemplate -------------------------------------------------------------
 
-    added = new.spec.approvals[len(old.spec.approvals) :]
-    if not added:
-        return Verdict(True)
-    if len(added) > 1:
-        return refuse("OneApprovalAtATime", "append one approval at a time, as yourself")
-    approval = added[0]
-    index = len(old.spec.approvals)
-    if approval.approver is not None and approval.approver != user.username:
-        return refuse(
-            "ApproverMismatch",
-            f"an approval is recorded as the user who writes it: you are {user.username},"
-            f" the approval names {approval.approver}",
-        )
-    if policy is None:
-        return refuse(
-            "NoServiceOnCall",
-            f"no ServiceOnCall declares service {new.spec.service},"
-            " so nobody may approve its changes",
-        )
-    if user.username == new.spec.requester:
-        return refuse(
-            "SegregationOfDuties",
-            f"{user.username} requested ChangeRequest {facts.name} and cannot approve or reject it"
-            " (segregation of duties)",
-        )
-    if not policy.may_approve(user):
-        who = sorted(policy.approver_users) + [f"group {g}" for g in sorted(policy.approver_groups)]
-        return refuse(
-            "NotAnApprover",
-            f"{user.username} is not an approver of service {policy.service}"
-            f" (approvers: {', '.join(who) or 'none'})",
-        )
-    if user.username in facts.approvers or user.username in facts.rejected_by:
-        return refuse("AlreadyDecided", f"{user.username} has already decided on {facts.name}")
-    if approval.decision is ApprovalDecision.REJECTED and not approval.comment:
-        return refuse("RejectionNeedsComment", "a rejection needs a comment that says why")
-    path = f"/spec/approvals/{index}"
-    return Verdict(
-        True,
-        reason="ApprovalStamped",
-        patch=[
-            {"op": "add", "path": f"{path}/approver", "value": user.username},
-            {"op": "add", "path": f"{path}/time", "value": _timestamp(now)},
-        ],
+
+@dataclass(frozen=True, slots=True)
+class TemplateEdit:
+    """A write of a ChangeTemplate (old is None on create)."""
+
+    old: ChangeTemplate | None
+    new: ChangeTemplate
+    user: User
+    authorities: Authorities
+    now: datetime
+
+    @property
+    def was_active(self) -> bool:
+        return bool(self.old and self.old.spec.active)
+
+    @property
+    def activating(self) -> bool:
+        return self.new.spec.active and not self.was_active
+
+
+def _set_annotations(
+    current: dict[str, str], wanted: dict[str, str | None]
+) -> list[dict[str, Any]]:
+    """JSON patch ops that give the object these annotation values (None removes one)."""
+    if not current:
+        values = {k: v for k, v in wanted.items() if v is not None}
+        return [{"op": "add", "path": "/metadata/annotations", "value": values}] if values else []
+    ops: list[dict[str, Any]] = []
+    for key, value in wanted.items():
+        path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+        if value is not None:
+            ops.append({"op": "add", "path": path, "value": value})
+        elif key in current:
+            ops.append({"op": "remove", "path": path})
+    return ops
+
+
+def only_change_managers_activate(edit: TemplateEdit) -> Verdict | None:
+    if not edit.activating or edit.authorities.is_change_manager(edit.user):
+        return None
+    return refuse(
+        "NotAChangeManager",
+        f"only change managers ({', '.join(sorted(edit.authorities.change_manager_groups))})"
+        f" may activate a ChangeTemplate; {edit.user.username} may not",
     )
 
 
-def _review_new_change(new: ChangeRequest, user: User, policy: ServicePolicy | None) -> Verdict:
-    if new.spec.requester is not None and new.spec.requester != user.username:
-        return refuse(
-            "RequesterMismatch",
-            f"spec.requester is stamped from your identity: you are {user.username}, the body"
-            f" names {new.spec.requester}; leave spec.requester empty",
-        )
-    if new.spec.approvals:
-        return refuse(
-            "ApprovalsOnCreate",
-            "a new ChangeRequest carries no approvals; approvers append theirs afterwards",
-        )
-    if new.spec.type is ChangeType.EMERGENCY and (
-        policy is None or not policy.is_emergency_member(user)
-    ):
-        groups = ", ".join(sorted(policy.emergency_groups)) if policy else "none"
-        return refuse(
-            "NotInEmergencyGroup",
-            f"only members of the emergency groups of service {new.spec.service} ({groups}) may"
-            " raise an emergency change",
-        )
+def stamp_activation(edit: TemplateEdit) -> Verdict | None:
+    """Who activated the template, and when, from the authenticated user."""
+    if not edit.activating:
+        return None
+    wanted: dict[str, str | None] = {
+        ACTIVATED_BY: edit.user.username,
+        ACTIVATED_AT: timestamp(edit.now),
+    }
+    patch = _set_annotations(edit.new.metadata.annotations, wanted)
+    return Verdict(True, reason="Activated", patch=patch)
+
+
+def activation_stamp_kept(edit: TemplateEdit) -> Verdict | None:
+    """Who activated the template is evidence: nobody edits it by hand."""
+    old = edit.old.metadata.annotations if edit.old else {}
+    kept = {k: old.get(k) for k in (ACTIVATED_BY, ACTIVATED_AT)}
+    current = edit.new.metadata.annotations
+    if all(current.get(k) == v for k, v in kept.items()):
+        return None
+    return Verdict(True, reason="StampRestored", patch=_set_annotations(current, kept))
+
+
+def edit_deactivates(edit: TemplateEdit) -> Verdict | None:
+    """Any edit of an active template's spec deactivates it until a change manager looks again."""
+    if edit.old is None or not (edit.was_active and edit.new.spec.active):
+        return None
+    before = edit.old.spec.model_copy(update={"active": True}).to_json()
+    after = edit.new.spec.model_copy(update={"active": True}).to_json()
+    if before == after:
+        return None
     return Verdict(
         True,
-        reason="RequesterStamped",
-        patch=[
-            {"op": "add", "path": "/spec/requester", "value": user.username},
-            # An empty list lets approvers append with a plain JSON patch ("/spec/approvals/-").
-            {"op": "add", "path": "/spec/approvals", "value": []},
-        ],
+        reason="Deactivated",
+        patch=[{"op": "replace", "path": "/spec/active", "value": False}],
+        warnings=(
+            "the template's spec changed, so it is no longer active; a change manager"
+            " must activate it again",
+        ),
     )
+
+
+# The review of a ChangeTemplate, in order: the first rule that decides wins.
+TEMPLATE_RULES: tuple[Callable[[TemplateEdit], Verdict | None], ...] = (
+    only_change_managers_activate,
+    stamp_activation,
+    activation_stamp_kept,
+    edit_deactivates,
+    accept,
+)
 
 
 def review_change_template(
@@ -231,47 +485,25 @@ def review_change_template(
     now: datetime,
 ) -> Verdict:
     """Only a change manager activates a template; any other edit of its spec deactivates it."""
-    was_active = bool(old and old.spec.active)
-    if new.spec.active and not was_active:
-        if not authorities.is_change_manager(user):
-            return refuse(
-                "NotAChangeManager",
-                f"only change managers ({', '.join(sorted(authorities.change_manager_groups))})"
-                f" may activate a ChangeTemplate; {user.username} may not",
-            )
-        return Verdict(
-            True,
-            reason="Activated",
-            patch=_set_annotations(
-                new.metadata.annotations,
-                {ACTIVATED_BY: user.username, ACTIVATED_AT: _timestamp(now)},
-            ),
-        )
-    # Who activated the template is evidence: nobody edits it by hand.
-    kept = {
-        k: (old.metadata.annotations.get(k) if old else None) for k in (ACTIVATED_BY, ACTIVATED_AT)
-    }
-    if any(new.metadata.annotations.get(k) != v for k, v in kept.items()):
-        return Verdict(
-            True, reason="StampRestored", patch=_set_annotations(new.metadata.annotations, kept)
-        )
-    if old is not None and was_active and new.spec.active:
-        before = old.spec.model_copy(update={"active": True}).to_json()
-        after = new.spec.model_copy(update={"active": True}).to_json()
-        if before != after:
-            return Verdict(
-                True,
-                reason="Deactivated",
-                patch=[{"op": "replace", "path": "/spec/active", "value": False}],
-                warnings=(
-                    "the template's spec changed, so it is no longer active; a change manager"
-                    " must activate it again",
-                ),
-            )
-    return Verdict(True)
+    return first_verdict(TEMPLATE_RULES, TemplateEdit(old, new, user, authorities, now))
+
+
+# -- ServiceOnCall --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEdit:
+    """A write of a ServiceOnCall: old is None on create, new is None on delete."""
+
+    old: ServiceOnCall | None
+    new: ServiceOnCall | None
+    user: User
+    authorities: Authorities
+    namespace_terminating: bool
 
 
 def _governance(soc: ServiceOnCall | None) -> dict[str, Any]:
+    """The fields of a ServiceOnCall that only governance may change."""
     if soc is None:
         return {}
     policy = soc.spec.change_policy
@@ -283,30 +515,77 @@ def _governance(soc: ServiceOnCall | None) -> dict[str, Any]:
     }
 
 
-def review_service_on_call(
-    old: ServiceOnCall | None, new: ServiceOnCall | None, user: User, authorities: Authorities
-) -> Verdict:
-    """Approvers, emergency groups and production environments change only by governance."""
-    if _governance(old) == _governance(new) or authorities.may_govern(user):
-        return Verdict(True)
-    if new is None:
+def namespace_going_away(edit: ServiceEdit) -> Verdict | None:
+    """The deletion of a namespace must never hang on us."""
+    if edit.new is None and edit.namespace_terminating:
+        return Verdict(True, reason="NamespaceTerminating")
+    return None
+
+
+def governance_untouched(edit: ServiceEdit) -> Verdict | None:
+    return Verdict(True) if _governance(edit.old) == _governance(edit.new) else None
+
+
+def by_governance(edit: ServiceEdit) -> Verdict | None:
+    return Verdict(True) if edit.authorities.may_govern(edit.user) else None
+
+
+def adds_governance_only(edit: ServiceEdit) -> Verdict | None:
+    """A new ServiceOnCall that names no approvers and no emergency groups only adds governance.
+
+    Its production namespaces fall to the chart's default approvers.
+    """
+    if edit.old is not None or edit.new is None:
+        return None
+    policy = edit.new.spec.change_policy
+    if policy.approvers.users or policy.approvers.groups or policy.emergency_groups:
+        return None
+    return Verdict(True)
+
+
+def refuse_governance_change(edit: ServiceEdit) -> Verdict:
+    if edit.new is None:
         what = "delete a ServiceOnCall, which takes its service out of governance"
-    elif old is None:
+    elif edit.old is None:
         what = "create a ServiceOnCall that names its own approvers or emergency groups"
     else:
         what = "change approvers, required approvals, emergency groups or production environments"
-    # A new ServiceOnCall that names no approvers and no emergency groups only adds
-    # governance: its production namespaces fall to the chart's default approvers.
-    if old is None and new is not None:
-        policy = new.spec.change_policy
-        if not (policy.approvers.users or policy.approvers.groups or policy.emergency_groups):
-            return Verdict(True)
+    authorities = edit.authorities
     groups = sorted(authorities.change_manager_groups | authorities.platform_admin_groups)
     return refuse(
         "GovernanceChange",
         f"only change managers or platform administrators ({', '.join(groups)}) may {what};"
-        f" {user.username} may not",
+        f" {edit.user.username} may not",
     )
+
+
+# The review of a ServiceOnCall, in order: the first rule that decides wins.
+SERVICE_RULES: tuple[Callable[[ServiceEdit], Verdict | None], ...] = (
+    namespace_going_away,
+    governance_untouched,
+    by_governance,
+    adds_governance_only,
+    refuse_governance_change,
+)
+
+
+def review_service_on_call(
+    old: ServiceOnCall | None,
+    new: ServiceOnCall | None,
+    user: User,
+    authorities: Authorities,
+    *,
+    namespace_terminating: bool = False,
+) -> Verdict:
+    """Approvers, emergency groups and production environments change only by governance.
+
+    `new` is None on delete; a delete while the namespace terminates always passes.
+    """
+    edit = ServiceEdit(old, new, user, authorities, namespace_terminating)
+    return first_verdict(SERVICE_RULES, edit)
+
+
+# -- DeploymentRecord -------------------------------------------------------------
 
 
 def review_deployment_record(user: User, authorities: Authorities) -> Verdict:
