@@ -6,7 +6,9 @@ one `python -m changegate webhook` with those in its indexes. AdmissionReview
 v1 requests go over TLS on loopback straight to it (no API server in between):
 throughput at saturation (wrk), p50/p99 latency at a steady 200 requests a
 second (asyncio), CPU per request and resident memory from /proc. Then the same
-against an allow-all Kopf webhook on the same server stack (bench/floor.py).
+against the floor, an allow-all server on the webhook's own stack (aiohttp, TLS,
+the same review decoding; bench/floor.py), and against the allow-all Kopf
+webhook the role ran on before (bench/floor_kopf.py) as a second reference.
 The webhook runs on CPU 0 and the load generators on CPU 1. It prints figures;
 it is not a test.
 """
@@ -131,10 +133,11 @@ def report(figures: Figures) -> None:
 
 @contextlib.contextmanager
 def floor_process(
-    cluster: LocalCluster, workdir: Path, cert: ServingCertificate, port: int
+    cluster: LocalCluster, workdir: Path, cert: ServingCertificate, port: int, module: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """bench/floor.py under the webhook's identity, once it answers admission requests."""
-    env = role_env(token_kubeconfig(cluster, WEBHOOK_SA, workdir / "floor.kubeconfig"))
+    """An allow-all floor (`bench.floor`, `bench.floor_kopf`) as the webhook, once it answers."""
+    name = module.rsplit(".", 1)[-1]
+    env = role_env(token_kubeconfig(cluster, WEBHOOK_SA, workdir / f"{name}.kubeconfig"))
     env.update(
         {
             "CHANGEGATE_WEBHOOK_PORT": str(port),
@@ -143,9 +146,9 @@ def floor_process(
             "PYTHONPATH": str(REPO),
         }
     )
-    with (workdir / "floor.log").open("ab") as log:
+    with (workdir / f"{name}.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.floor"], env=env, stdout=log, stderr=log, cwd=REPO
+            [sys.executable, "-m", module], env=env, stdout=log, stderr=log, cwd=REPO
         )
     try:
         probe = objects.reviews(1, 1)
@@ -154,11 +157,11 @@ def floor_process(
         # The probe is a request to allow, so the floor answers it rightly once it serves.
         def serving() -> bool:
             if process.poll() is not None:
-                log = (workdir / "floor.log").read_text(errors="replace")
-                raise SystemExit(f"the floor exited:\n{log[-3000:]}")
+                log = (workdir / f"{name}.log").read_text(errors="replace")
+                raise SystemExit(f"the floor {module} exited:\n{log[-3000:]}")
             return not wrong_answers(url, trust(cert.ca_file), probe)
 
-        wait_for(serving, timeout=60, message="the allow-all floor to answer")
+        wait_for(serving, timeout=60, message=f"the allow-all floor {module} to answer")
         yield process
     finally:
         process.terminate()
@@ -244,13 +247,16 @@ def bench(args: argparse.Namespace) -> int:
             print(
                 f"admission: webhook not ready {time.monotonic() - started:.0f}s after start"
                 f" with {args.services:,} ServiceOnCalls and {args.changes:,} ChangeRequests"
-                " (Kopf's initial indexing); no figures"
+                "; no figures"
             )
             return 1
 
-        with floor_process(cluster, workdir, cert, port) as floor:
-            base = measure("allow-all floor", floor.pid, url, cert, reviews, args)
+        with floor_process(cluster, workdir, cert, port, "bench.floor") as floor:
+            base = measure("allow-all floor (aiohttp)", floor.pid, url, cert, reviews, args)
             report(base)
+        with floor_process(cluster, workdir, cert, port, "bench.floor_kopf") as floor:
+            kopf_floor = measure("allow-all Kopf floor", floor.pid, url, cert, reviews, args)
+            report(kopf_floor)
 
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     ratio = webhook.saturated_cpu_per_request / base.saturated_cpu_per_request
@@ -260,6 +266,8 @@ def bench(args: argparse.Namespace) -> int:
         f" {args.rate:.0f} req/s; latency at {args.rate:.0f} req/s is measured from when"
         " each request was due, by a Python client (it adds its own few hundred us)"
     )
+    kopf_ratio = webhook.saturated_cpu_per_request / kopf_floor.saturated_cpu_per_request
+    print(f"CPU per request: {kopf_ratio:.2f}x the Kopf floor at saturation")
     print(
         f"admission: {webhook.saturated_rate:,.0f} req/s, p99 {webhook.p99 * 1e3:.1f} ms at"
         f" {args.rate:.0f} req/s, {ratio:.2f}x floor CPU per request, RSS {webhook.rss:.0f} MiB"

@@ -23,8 +23,6 @@ from typing import Any
 import pytest
 import yaml
 
-from changegate.handlers import registry_for
-from changegate.settings import Role
 from tests.support.localcluster import REPO, binaries_dir
 
 CHART = REPO / "charts" / "changegate"
@@ -234,10 +232,14 @@ def test_failure_policy_and_timeout_are_values() -> None:
 
 
 def test_every_webhook_path_is_a_handler_of_the_webhook_role() -> None:
-    # The URL path of each webhook is the id of a Kopf handler of the webhook role.
+    # The URL path of each webhook is a route of the webhook role's admission server.
+    from changegate.handlers.webhook.changes import ChangeAdmission
+    from changegate.handlers.webhook.workloads import WorkloadAdmission
+
+    state: Any = None  # routes are declared without touching the state
     handlers = {
-        (h.id, h.reason.value)
-        for h in registry_for(Role.WEBHOOK)._webhooks.get_all_handlers()  # kopf internals
+        (r.path.lstrip("/"), r.reason)
+        for r in WorkloadAdmission(state).routes() + ChangeAdmission(state).routes()
     }
     objects = render()
     seen = set()

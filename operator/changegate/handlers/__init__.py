@@ -1,23 +1,31 @@
-"""Kopf handlers: the only code that imports kopf.
+"""What calls into the core: one package per role.
 
-Each role has its own registry so that the webhook process never runs the
-controller's writers and the controller never serves admission.
+`handlers.controller` is Kopf's (watches, peering, writes); `handlers.webhook`
+serves admission over its own aiohttp server and never imports Kopf. The
+controller's Kopf settings live here, imported only by the controller role.
 """
 
 from __future__ import annotations
 
-import kopf
+from typing import TYPE_CHECKING
 
-from changegate.handlers import controller, webhook
-from changegate.settings import Role, Settings
+from changegate.settings import Settings
+
+if TYPE_CHECKING:
+    import kopf
 
 
-def registry_for(role: Role) -> kopf.OperatorRegistry:
-    return controller.registry if role is Role.CONTROLLER else webhook.registry
+def controller_registry() -> kopf.OperatorRegistry:
+    from changegate.handlers import controller
+
+    registry: kopf.OperatorRegistry = controller.registry
+    return registry
 
 
 def operator_settings(settings: Settings) -> kopf.OperatorSettings:
     """Kopf's own settings: our prefixes for annotations and finalizers."""
+    import kopf
+
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.persistence.finalizer = "changegate.io/finalizer"
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
