@@ -32,8 +32,10 @@ from changegate.api.v1alpha1.common import (
     append_only,
     cel,
     conditions_field,
+    list_map,
     validations,
 )
+from changegate.api.v1alpha1.serviceoncall import Link
 
 
 class Severity(StrEnum):
@@ -109,6 +111,47 @@ class SourceAlert(ApiModel):
     )
     group_key: Annotated[str, Field(max_length=1024)] | None = Field(
         default=None, description="Alertmanager's group key of the notification."
+    )
+
+
+class AlertState(StrEnum):
+    """Whether an alert of the incident still fires."""
+
+    FIRING = "Firing"
+    RESOLVED = "Resolved"
+
+
+class IncidentAlert(StatusModel):
+    """One Alertmanager alert of the incident, as last heard of (by the alert's own times)."""
+
+    fingerprint: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[0-9a-f]+$",
+        description="Alertmanager's fingerprint of the alert (hex).",
+    )
+    name: Annotated[str, Field(max_length=256)] = Field(
+        default="", description="The alert's alertname label."
+    )
+    state: AlertState = Field(description="Firing or Resolved.")
+    severity: Severity | None = Field(
+        default=None, description="Severity from the alert's severity label."
+    )
+    start_time: datetime = Field(description="When the alert started firing (startsAt).")
+    end_time: datetime | None = Field(
+        default=None, description="When the alert resolved (endsAt), once it has."
+    )
+
+
+class SuspectChange(StatusModel):
+    """A DeploymentRecord of the service that finished shortly before the alert started."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)] = Field(
+        description="Name of the DeploymentRecord."
+    )
+    finish_time: datetime = Field(description="When that rollout finished (RFC 3339).")
+    seconds_before: Seconds = Field(
+        description="Seconds from the rollout finishing to the alert starting."
     )
 
 
@@ -271,6 +314,34 @@ class IncidentStatus(StatusModel):
         default_factory=list,
         max_length=128,
         description="What happened, oldest first; the oldest entries drop off.",
+    )
+    alerts: list[IncidentAlert] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Alertmanager alerts of the incident by fingerprint, firing ones first.",
+        json_schema_extra=list_map("fingerprint"),
+    )
+    previous_episode_end_time: datetime | None = Field(
+        default=None,
+        description=(
+            "When the previous incident of the same alert group ended, by its alerts' times;"
+            " alerts that started before it belong to the past and are ignored."
+        ),
+    )
+    dashboards: list[Link] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Dashboards for the incident: from the alerts' annotations, then the service's.",
+    )
+    runbooks: list[Link] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Runbooks for the incident: from the alerts' annotations, then the service's.",
+    )
+    suspect_changes: list[SuspectChange] = Field(
+        default_factory=list,
+        max_length=16,
+        description="The service's rollouts that finished in the 24 hours before the alert started, newest first.",
     )
 
 
