@@ -1,0 +1,1 @@
+"""Unit tests of the on-call core: rotations, working hours, overrides, schedules."""
