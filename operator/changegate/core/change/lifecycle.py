@@ -5,15 +5,18 @@
        |--reject--> Rejected    |--cancel--> Cancelled
 
 `reconcile` is pure and level-based: it computes the whole desired status from
-what is observed, so reconciling twice gives what reconciling once gave.
+what is observed, so reconciling twice gives what reconciling once gave. The
+phase comes from `PHASE_RULES`, a chain of small named rules tried in order
+(the first that speaks decides), then `expire_unused`; the conditions, lead
+time and audit trail follow from that verdict. `expiry_due` tells the
+controller's scheduler when an approved change must be looked at again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from changegate.api.v1alpha1.changerequest import (
     TERMINAL_PHASES,
@@ -22,20 +25,18 @@ from changegate.api.v1alpha1.changerequest import (
     ChangeRequestStatus,
     RolloutResult,
 )
-from changegate.api.v1alpha1.changetemplate import (
-    ChangeTemplate,
-    ChangeTemplateStatus,
-    TemplateChange,
-)
 from changegate.api.v1alpha1.common import (
     AuditEntry,
     ChangeType,
     Condition,
     ConditionStatus,
-    Weekday,
+    find_condition,
 )
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
-from changegate.core.change.images import ImageRef
+from changegate.core.change.templates import Fit, template_fit
+from changegate.core.common import next_condition, seconds_between
+
+__all__ = ["AUDIT_LIMIT", "PHASE_RULES", "Fit", "Observed", "Verdict", "reconcile", "template_fit"]
 
 OPERATOR = "changegate"
 AUDIT_LIMIT = 64
@@ -49,123 +50,50 @@ CLOSED = "Closed"
 _APPROVED_PHASES = frozenset(
     {ChangePhase.APPROVED, ChangePhase.IN_PROGRESS, ChangePhase.COMPLETED, ChangePhase.FAILED}
 )
+_ROLLOUT_PHASES = frozenset({ChangePhase.IN_PROGRESS, ChangePhase.COMPLETED, ChangePhase.FAILED})
+_ROLLOUT_WHY = {
+    ChangePhase.IN_PROGRESS: "rollout in progress",
+    ChangePhase.COMPLETED: "every target rolled out",
+    ChangePhase.FAILED: "a rollout failed",
+}
 
 
 @dataclass(frozen=True, slots=True)
-class Fit:
-    """Whether a Standard change fits its template, and why (or why not)."""
+class Observed:
+    """What a rule may look at: the change as it is, its service's policy, its template fit."""
 
-    ok: bool
+    change: ChangeRequest
+    facts: ChangeFacts
+    policy: ServicePolicy | None
+    fit: Fit | None
+    previous: ChangePhase
+    rollout_phase: ChangePhase | None
+
+    @classmethod
+    def of(cls, change: ChangeRequest, policy: ServicePolicy | None, fit: Fit | None) -> Observed:
+        return cls(
+            change,
+            ChangeFacts.from_model(change),
+            policy,
+            fit,
+            change.status.phase or ChangePhase.PENDING,
+            _rollout_phase(change),
+        )
+
+    @property
+    def required(self) -> int | None:
+        return self.policy.required_approvals if self.policy else None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The phase a rule decided, and why (the message conditions and the trail carry)."""
+
+    phase: ChangePhase
     why: str
 
 
-WorkloadImages = Mapping[tuple[str, str], Mapping[str, str]]
-
-
-# Indexed by datetime.weekday(); strftime("%A") would follow the process locale.
-_WEEKDAYS = tuple(Weekday)
-
-
-def _in_recurring_window(template: ChangeTemplate, now: dt.datetime) -> bool:
-    """Whether `now` falls in one of the template's weekly windows (in each window's zone).
-
-    Raises (ZoneInfoNotFoundError, ValueError, OSError) for a zone tzdata does not hold.
-    """
-    if not template.spec.windows:
-        return True
-    for window in template.spec.windows:
-        local = now.astimezone(ZoneInfo(window.time_zone))
-        clock = local.strftime("%H:%M")
-        if _WEEKDAYS[local.weekday()] in window.days and window.start_at <= clock < window.end_at:
-            return True
-    return False
-
-
-def template_fit(
-    change: ChangeRequest,
-    template: ChangeTemplate | None,
-    running: WorkloadImages,
-    workload_labels: Mapping[tuple[str, str], Mapping[str, str]],
-    now: dt.datetime,
-) -> Fit:
-    """Whether a Standard change may be approved at once by its template."""
-    ref = change.spec.template_ref
-    if ref is None or template is None:
-        return Fit(False, f"template {ref.name if ref else '(none)'} not found")
-    name = template.metadata.name
-    if template.spec.service != change.spec.service:
-        return Fit(False, f"template {name} is for service {template.spec.service}")
-    if not template.spec.active:
-        return Fit(False, f"template {name} is not active: a change manager must activate it")
-    if template.spec.expiration_time and now >= template.spec.expiration_time:
-        return Fit(False, f"template {name} expired at {template.spec.expiration_time.isoformat()}")
-    try:
-        in_window = _in_recurring_window(template, now)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        # The schema only checks the zone's spelling; one bad template must not crash reconcile.
-        zones = ", ".join(sorted({w.time_zone for w in template.spec.windows}))
-        return Fit(False, f"template {name} names a time zone the operator does not know ({zones})")
-    if not in_window:
-        return Fit(False, f"outside the windows of template {name}")
-    for target in change.spec.targets:
-        key = (target.kind.value, target.name)
-        in_scope = any(
-            w.kind == target.kind
-            and (
-                w.name == target.name
-                if w.name
-                else bool(w.selector and w.selector.matches(dict(workload_labels.get(key, {}))))
-            )
-            for w in template.spec.workloads
-        )
-        if not in_scope:
-            return Fit(
-                False, f"{target.kind.value}/{target.name} is outside the scope of template {name}"
-            )
-        current = running.get(key)
-        if current is None:
-            return Fit(
-                False, f"{target.kind.value}/{target.name} does not run yet, so nothing to compare"
-            )
-        kinds = set(template.spec.allowed_changes)
-        same = all(current.get(i.container) == i.image for i in target.images)
-        same_repos = all(
-            i.container in current
-            and ImageRef.parse(current[i.container]).repository
-            == ImageRef.parse(i.image).repository
-            for i in target.images
-        )
-        if same and TemplateChange.CONFIGURATION_ONLY in kinds:
-            continue
-        if same_repos and not same and TemplateChange.IMAGE_UPDATE in kinds:
-            continue
-        return Fit(
-            False,
-            f"{target.kind.value}/{target.name}: the change is not of a kind template {name} covers"
-            f" ({', '.join(k.value for k in sorted(kinds)) or 'none'})",
-        )
-    return Fit(True, f"fits template {name}: {template.spec.summary}")
-
-
-def _condition(
-    previous: list[Condition],
-    type_: str,
-    status: ConditionStatus,
-    reason: str,
-    message: str,
-    generation: int | None,
-    now: dt.datetime,
-) -> Condition:
-    old = next((c for c in previous if c.type == type_), None)
-    changed = old is None or old.status != status
-    return Condition(
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message[:1024],
-        observed_generation=generation,
-        last_transition_time=now if changed or old is None else old.last_transition_time,
-    )
+Rule = Callable[[Observed], Verdict | None]
 
 
 def _rollout_phase(change: ChangeRequest) -> ChangePhase | None:
@@ -180,8 +108,215 @@ def _rollout_phase(change: ChangeRequest) -> ChangePhase | None:
     return ChangePhase.IN_PROGRESS
 
 
-def _seconds(a: dt.datetime, b: dt.datetime) -> int:
-    return max(0, int((b - a).total_seconds()))
+# -- the phase rules, in the order PHASE_RULES tries them ----------------------
+
+
+def keep_terminal(o: Observed) -> Verdict | None:
+    """A closed change stays closed, with the message it closed with."""
+    if o.previous not in TERMINAL_PHASES:
+        return None
+    condition = find_condition(o.change.status.conditions, CLOSED)
+    kept = condition is not None and condition.reason == o.previous.value
+    return Verdict(o.previous, condition.message if condition and kept else o.previous.value)
+
+
+def follow_rollouts(o: Observed) -> Verdict | None:
+    """Once a rollout is recorded, the rollouts say where the change is."""
+    if o.rollout_phase is None:
+        return None
+    return Verdict(o.rollout_phase, _ROLLOUT_WHY[o.rollout_phase])
+
+
+def honour_cancel(o: Observed) -> Verdict | None:
+    if not o.facts.cancelled:
+        return None
+    return Verdict(ChangePhase.CANCELLED, "cancelled before its rollout started")
+
+
+def keep_approval(o: Observed) -> Verdict | None:
+    """An approval stands: the spec is frozen and approvals are append-only."""
+    if o.previous is not ChangePhase.APPROVED:
+        return None
+    condition = find_condition(o.change.status.conditions, APPROVED)
+    return Verdict(ChangePhase.APPROVED, (condition.message if condition else "") or "approved")
+
+
+def admit_emergency(o: Observed) -> Verdict | None:
+    if o.change.spec.type is not ChangeType.EMERGENCY:
+        return None
+    return Verdict(
+        ChangePhase.APPROVED, "emergency change: admitted at once, to be reviewed afterwards"
+    )
+
+
+def follow_template(o: Observed) -> Verdict | None:
+    """A Standard change is approved by its template, or waits for one that fits."""
+    if o.change.spec.type is not ChangeType.STANDARD:
+        return None
+    if o.fit is not None and o.fit.ok:
+        return Verdict(ChangePhase.APPROVED, o.fit.why)
+    return Verdict(ChangePhase.PENDING, o.fit.why if o.fit else "waiting for its template")
+
+
+def honour_rejection(o: Observed) -> Verdict | None:
+    if not o.facts.rejected_by:
+        return None
+    return Verdict(ChangePhase.REJECTED, f"rejected by {', '.join(o.facts.rejected_by)}")
+
+
+def count_approvals(o: Observed) -> Verdict | None:
+    approvers = list(o.facts.approvers)
+    if o.required is None or len(approvers) < o.required:
+        return None
+    return Verdict(
+        ChangePhase.APPROVED,
+        f"{len(approvers)} of {o.required} approvals: {', '.join(approvers)}",
+    )
+
+
+def need_service(o: Observed) -> Verdict | None:
+    if o.policy is not None:
+        return None
+    return Verdict(
+        ChangePhase.PENDING, f"no ServiceOnCall declares service {o.change.spec.service}"
+    )
+
+
+def await_approvals(o: Observed) -> Verdict:
+    """The last word: a Normal change waits for its approvers."""
+    return Verdict(
+        ChangePhase.PENDING, f"pending approval {len(o.facts.approvers)} of {o.required}"
+    )
+
+
+PHASE_RULES: tuple[Rule, ...] = (
+    keep_terminal,
+    follow_rollouts,
+    honour_cancel,
+    keep_approval,
+    admit_emergency,
+    follow_template,
+    honour_rejection,
+    count_approvals,
+    need_service,
+)
+
+
+def decide_phase(o: Observed) -> Verdict:
+    """The first rule of PHASE_RULES that speaks decides; otherwise the change waits."""
+    for rule in PHASE_RULES:
+        verdict = rule(o)
+        if verdict is not None:
+            return verdict
+    return await_approvals(o)
+
+
+# -- after the phase: approval time, expiry, conditions, lead time, trail ------
+
+
+def approval_time(o: Observed, verdict: Verdict, now: dt.datetime) -> dt.datetime | None:
+    """When the change became approved.
+
+    Also stamped when a rollout is recorded before the change was first seen
+    approved (an emergency raised after the fact), or an Approved status lacks
+    the time: without it the expiry would move with every reconcile and never come.
+    """
+    stamped = o.change.status.approved_time
+    if verdict.phase in _APPROVED_PHASES and o.previous not in TERMINAL_PHASES:
+        return stamped or now
+    return stamped
+
+
+def expire_unused(
+    o: Observed,
+    verdict: Verdict,
+    approved_time: dt.datetime | None,
+    validity_seconds: int,
+    now: dt.datetime,
+) -> tuple[Verdict, dt.datetime | None]:
+    """An approved change expires at its window's end, or after the validity period."""
+    if verdict.phase is not ChangePhase.APPROVED:
+        return verdict, o.change.status.expiration_time
+    window = o.change.spec.window
+    expiration = (window.end_time if window else None) or (approved_time or now) + dt.timedelta(
+        seconds=validity_seconds
+    )
+    if now >= expiration:
+        return Verdict(ChangePhase.EXPIRED, f"not used before {expiration.isoformat()}"), expiration
+    return verdict, expiration
+
+
+def _approved_condition(
+    o: Observed, verdict: Verdict, approval_why: str, approved: bool, now: dt.datetime
+) -> Condition:
+    status = ConditionStatus.TRUE if approved else ConditionStatus.FALSE
+    reason = "Approved" if approved else verdict.phase.value
+    if verdict.phase in (ChangePhase.APPROVED, ChangePhase.PENDING, ChangePhase.REJECTED):
+        message = verdict.why
+    else:
+        # While its status and reason stay, the condition keeps the message it had.
+        old = find_condition(o.change.status.conditions, APPROVED)
+        kept = old.message if old and old.status is status and old.reason == reason else ""
+        message = kept or (approval_why if approved else verdict.why)
+    return _condition(o, APPROVED, status, reason, message, now)
+
+
+def _rolled_out_condition(o: Observed, verdict: Verdict, now: dt.datetime) -> Condition:
+    phase = verdict.phase
+    status = {
+        ChangePhase.COMPLETED: ConditionStatus.TRUE,
+        ChangePhase.FAILED: ConditionStatus.FALSE,
+    }.get(phase, ConditionStatus.UNKNOWN)
+    reason = {
+        ChangePhase.COMPLETED: "Completed",
+        ChangePhase.FAILED: "Failed",
+        ChangePhase.IN_PROGRESS: "InProgress",
+    }.get(phase, "NotStarted")
+    message = verdict.why if phase in _ROLLOUT_PHASES else "no rollout yet"
+    return _condition(o, ROLLED_OUT, status, reason, message, now)
+
+
+def _closed_condition(o: Observed, verdict: Verdict, now: dt.datetime) -> Condition:
+    closed = verdict.phase in TERMINAL_PHASES
+    status = ConditionStatus.TRUE if closed else ConditionStatus.FALSE
+    return _condition(o, CLOSED, status, verdict.phase.value, verdict.why, now)
+
+
+def _condition(
+    o: Observed, type_: str, status: ConditionStatus, reason: str, message: str, now: dt.datetime
+) -> Condition:
+    return next_condition(
+        o.change.status.conditions,
+        type_,
+        status,
+        reason,
+        message,
+        o.change.metadata.generation,
+        now,
+    )
+
+
+def lead_time(change: ChangeRequest, phase: ChangePhase) -> int | None:
+    """Seconds from the commit to the last rollout's finish, once the change completed."""
+    status, source = change.status, change.spec.source
+    if phase is not ChangePhase.COMPLETED or not source or not source.commit_time:
+        return status.lead_time_seconds
+    finishes = [r.finish_time for r in status.rollouts if r.finish_time]
+    return (
+        seconds_between(source.commit_time, max(finishes)) if finishes else status.lead_time_seconds
+    )
+
+
+def audit_trail(o: Observed, verdict: Verdict, now: dt.datetime) -> list[AuditEntry]:
+    """The trail with an entry for a new phase (or a first one), the oldest dropping off."""
+    trail = list(o.change.status.audit_trail)
+    if verdict.phase is not o.previous or not trail:
+        trail.append(
+            AuditEntry(
+                time=now, actor=OPERATOR, action=verdict.phase.value, message=verdict.why[:1024]
+            )
+        )
+    return trail[-AUDIT_LIMIT:]
 
 
 def reconcile(
@@ -192,212 +327,37 @@ def reconcile(
     now: dt.datetime,
 ) -> ChangeRequestStatus:
     """The status the change should have now."""
+    o = Observed.of(change, policy, fit)
+    decided = decide_phase(o)
+    approved_time = approval_time(o, decided, now)
+    verdict, expiration = expire_unused(o, decided, approved_time, validity_seconds, now)
+    approved = verdict.phase in _APPROVED_PHASES or (
+        verdict.phase is ChangePhase.EXPIRED and approved_time is not None
+    )
     status = change.status
-    facts = ChangeFacts.from_model(change)
-    previous = status.phase or ChangePhase.PENDING
-    generation = change.metadata.generation
-    required = policy.required_approvals if policy else None
-    approved_by = list(facts.approvers)
-    approved_time = status.approved_time
-
-    phase: ChangePhase
-    why: str
-    rollout_phase = _rollout_phase(change)
-    if previous in TERMINAL_PHASES:
-        phase, why = previous, _closing_message(status, previous)
-    elif rollout_phase is not None:
-        phase = rollout_phase
-        why = {
-            ChangePhase.IN_PROGRESS: "rollout in progress",
-            ChangePhase.COMPLETED: "every target rolled out",
-            ChangePhase.FAILED: "a rollout failed",
-        }[rollout_phase]
-    elif facts.cancelled:
-        phase, why = ChangePhase.CANCELLED, "cancelled before its rollout started"
-    elif previous is ChangePhase.APPROVED:
-        # An approval stands: the spec is frozen and approvals are append-only.
-        phase, why = previous, _approved_message(status) or "approved"
-    elif change.spec.type is ChangeType.EMERGENCY:
-        phase, why = (
-            ChangePhase.APPROVED,
-            "emergency change: admitted at once, to be reviewed afterwards",
-        )
-    elif change.spec.type is ChangeType.STANDARD:
-        if fit is not None and fit.ok:
-            phase, why = ChangePhase.APPROVED, fit.why
-        else:
-            phase, why = ChangePhase.PENDING, fit.why if fit else "waiting for its template"
-    else:
-        if facts.rejected_by:
-            phase, why = ChangePhase.REJECTED, f"rejected by {', '.join(facts.rejected_by)}"
-        elif required is not None and len(approved_by) >= required:
-            phase, why = (
-                ChangePhase.APPROVED,
-                f"{len(approved_by)} of {required} approvals: {', '.join(approved_by)}",
-            )
-        elif policy is None:
-            phase, why = (
-                ChangePhase.PENDING,
-                f"no ServiceOnCall declares service {change.spec.service}",
-            )
-        else:
-            phase, why = ChangePhase.PENDING, f"pending approval {len(approved_by)} of {required}"
-
-    if phase in _APPROVED_PHASES and previous not in TERMINAL_PHASES:
-        # Also when a rollout is recorded before the change was first seen approved (an
-        # emergency raised after the fact), or an Approved status lacks the time: without
-        # it the expiry below would move with every reconcile and never come.
-        approved_time = approved_time or now
-    approval_why = why
-    expiration = status.expiration_time
-    if phase is ChangePhase.APPROVED:
-        window_end = change.spec.window.end_time if change.spec.window else None
-        expiration = window_end or (approved_time or now) + dt.timedelta(seconds=validity_seconds)
-        if now >= expiration:
-            phase, why = ChangePhase.EXPIRED, f"not used before {expiration.isoformat()}"
-
-    approved = phase in _APPROVED_PHASES or (
-        phase is ChangePhase.EXPIRED and approved_time is not None
-    )
-    approved_status = ConditionStatus.TRUE if approved else ConditionStatus.FALSE
-    approved_reason = "Approved" if approved else phase.value
-    conditions = [
-        _condition(
-            status.conditions,
-            APPROVED,
-            approved_status,
-            approved_reason,
-            why
-            if phase in (ChangePhase.APPROVED, ChangePhase.PENDING, ChangePhase.REJECTED)
-            else _kept_message(status, approved_status, approved_reason)
-            or (approval_why if approved else why),
-            generation,
-            now,
-        ),
-        _condition(
-            status.conditions,
-            ROLLED_OUT,
-            {
-                ChangePhase.COMPLETED: ConditionStatus.TRUE,
-                ChangePhase.FAILED: ConditionStatus.FALSE,
-            }.get(phase, ConditionStatus.UNKNOWN),
-            {
-                ChangePhase.COMPLETED: "Completed",
-                ChangePhase.FAILED: "Failed",
-                ChangePhase.IN_PROGRESS: "InProgress",
-            }.get(phase, "NotStarted"),
-            why
-            if phase in (ChangePhase.IN_PROGRESS, ChangePhase.COMPLETED, ChangePhase.FAILED)
-            else "no rollout yet",
-            generation,
-            now,
-        ),
-        _condition(
-            status.conditions,
-            CLOSED,
-            ConditionStatus.TRUE if phase in TERMINAL_PHASES else ConditionStatus.FALSE,
-            phase.value,
-            why,
-            generation,
-            now,
-        ),
-    ]
-
-    lead_time = status.lead_time_seconds
-    source = change.spec.source
-    if phase is ChangePhase.COMPLETED and source and source.commit_time:
-        finishes = [r.finish_time for r in status.rollouts if r.finish_time]
-        if finishes:
-            lead_time = _seconds(source.commit_time, max(finishes))
-
-    trail = list(status.audit_trail)
-    if phase is not previous or not trail:
-        trail.append(AuditEntry(time=now, actor=OPERATOR, action=phase.value, message=why[:1024]))
-    trail = trail[-AUDIT_LIMIT:]
-
+    keeps_expiration = verdict.phase in (ChangePhase.APPROVED, ChangePhase.EXPIRED)
     return status.model_copy(
         update={
-            "observed_generation": generation,
-            "phase": phase,
-            "conditions": conditions,
-            "approval_count": len(approved_by),
-            "required_approvals": required if change.spec.type is ChangeType.NORMAL else None,
-            "approved_by": approved_by,
-            "approved_time": approved_time if approved else status.approved_time,
-            "expiration_time": expiration
-            if phase in (ChangePhase.APPROVED, ChangePhase.EXPIRED)
-            else status.expiration_time,
-            "lead_time_seconds": lead_time,
-            "audit_trail": trail,
-        }
-    )
-
-
-def _kept_message(
-    status: ChangeRequestStatus, condition_status: ConditionStatus, reason: str
-) -> str:
-    """The Approved condition's message, while its status and reason stay as they were."""
-    condition = next((c for c in status.conditions if c.type == APPROVED), None)
-    if condition and condition.status is condition_status and condition.reason == reason:
-        return condition.message
-    return ""
-
-
-def _approved_message(status: ChangeRequestStatus) -> str:
-    condition = next((c for c in status.conditions if c.type == APPROVED), None)
-    return condition.message if condition else ""
-
-
-def _closing_message(status: ChangeRequestStatus, phase: ChangePhase) -> str:
-    condition = next((c for c in status.conditions if c.type == CLOSED), None)
-    return condition.message if condition and condition.reason == phase.value else phase.value
-
-
-ACTIVE = "Active"
-ACTIVATED_BY = "changegate.io/activated-by"
-ACTIVATED_AT = "changegate.io/activated-at"
-
-
-def template_status(template: ChangeTemplate, now: dt.datetime) -> ChangeTemplateStatus:
-    """Whether a template counts now, and who activated it (stamped by the webhook)."""
-    status = template.status
-    spec = template.spec
-    annotations = template.metadata.annotations
-    if not spec.active:
-        state, reason, message = (
-            ConditionStatus.FALSE,
-            "NotActivated",
-            "a change manager must activate it",
-        )
-    elif spec.expiration_time and now >= spec.expiration_time:
-        state, reason, message = (
-            ConditionStatus.FALSE,
-            "Expired",
-            f"expired at {spec.expiration_time.isoformat()}",
-        )
-    else:
-        who = annotations.get(ACTIVATED_BY, "a change manager")
-        state, reason, message = ConditionStatus.TRUE, "Activated", f"activated by {who}"
-    activated_at = annotations.get(ACTIVATED_AT)
-    return status.model_copy(
-        update={
-            "observed_generation": template.metadata.generation,
+            "observed_generation": change.metadata.generation,
+            "phase": verdict.phase,
             "conditions": [
-                _condition(
-                    status.conditions,
-                    ACTIVE,
-                    state,
-                    reason,
-                    message,
-                    template.metadata.generation,
-                    now,
-                )
+                _approved_condition(o, verdict, decided.why, approved, now),
+                _rolled_out_condition(o, verdict, now),
+                _closed_condition(o, verdict, now),
             ],
-            "activated_by": annotations.get(ACTIVATED_BY) if spec.active else status.activated_by,
-            "activated_time": (
-                dt.datetime.fromisoformat(activated_at.replace("Z", "+00:00"))
-                if spec.active and activated_at
-                else status.activated_time
-            ),
+            "approval_count": len(o.facts.approvers),
+            "required_approvals": o.required if change.spec.type is ChangeType.NORMAL else None,
+            "approved_by": list(o.facts.approvers),
+            "approved_time": approved_time if approved else status.approved_time,
+            "expiration_time": expiration if keeps_expiration else status.expiration_time,
+            "lead_time_seconds": lead_time(change, verdict.phase),
+            "audit_trail": audit_trail(o, verdict, now),
         }
     )
+
+
+def expiry_due(change: ChangeRequest) -> dt.datetime | None:
+    """When an approved change must be reconciled again to expire, or None: nothing is due."""
+    if change.status.phase is not ChangePhase.APPROVED:
+        return None
+    return change.status.expiration_time

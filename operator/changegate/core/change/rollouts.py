@@ -1,7 +1,8 @@
-"""Rollouts as the controller observes them: progress, outcome, and the evidence to write.
+"""Rollouts as the controller observes them: progress, outcome, and what to write after.
 
 `observe` reads a workload body with the same test as `kubectl rollout status`;
-`evidence` turns a finished rollout and its change into a DeploymentRecord.
+`evidence` turns a finished rollout and its change into a DeploymentRecord;
+`emergency_change` is the ChangeRequest a break-glass rollout raises after the fact.
 Pure: the controller gathers bodies and pods, and writes what these return.
 """
 
@@ -12,8 +13,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from changegate.api.v1alpha1.changerequest import ChangeRequest, Rollout, RolloutResult
-from changegate.api.v1alpha1.common import ContainerImage, ObjectMeta, ObjectRef, WorkloadKind
+from changegate.api.v1alpha1.changerequest import (
+    ChangeRequest,
+    ChangeRequestSpec,
+    ChangeTarget,
+    Rollout,
+    RolloutResult,
+)
+from changegate.api.v1alpha1.common import (
+    ChangeType,
+    ContainerImage,
+    ObjectMeta,
+    ObjectRef,
+    WorkloadKind,
+)
 from changegate.api.v1alpha1.deploymentrecord import (
     AdmissionBasis,
     DeploymentRecord,
@@ -29,6 +42,8 @@ from changegate.core.change.admission import (
     DEPLOYER_ANNOTATION,
     Reason,
 )
+from changegate.core.change.workloads import workload_images
+from changegate.core.common import parse_time, raw_condition, seconds_between
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 _BASIS = {
@@ -65,14 +80,17 @@ class Observation:
         return f"{self.namespace}.{self.name}{suffix}.{self.revision}"
 
 
-def _time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+def revision_of(kind: WorkloadKind, metadata: Mapping[str, Any]) -> int:
+    """A Deployment's rollout revision; for the other kinds, the generation."""
+    if kind is WorkloadKind.DEPLOYMENT:
+        return int((metadata.get("annotations") or {}).get(REVISION_ANNOTATION) or 0)
+    return int(metadata.get("generation") or 0)
 
 
-def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
-    return next((c for c in status.get("conditions") or () if c.get("type") == type_), {})
+def seen_by_its_controller(body: Mapping[str, Any]) -> bool:
+    """Whether the workload controller has observed the latest spec."""
+    metadata, status = body.get("metadata") or {}, body.get("status") or {}
+    return int(status.get("observedGeneration") or 0) >= int(metadata.get("generation") or 0)
 
 
 def observe(body: Mapping[str, Any], now: dt.datetime) -> Observation | None:
@@ -80,23 +98,17 @@ def observe(body: Mapping[str, Any], now: dt.datetime) -> Observation | None:
     metadata = body.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
     basis = _BASIS.get(annotations.get(ADMISSION_ANNOTATION, ""))
-    admitted = _time(annotations.get(ADMITTED_AT_ANNOTATION))
+    admitted = parse_time(annotations.get(ADMITTED_AT_ANNOTATION))
     if basis is None or admitted is None:
         return None
+    if not seen_by_its_controller(body):
+        return None  # the workload controller has not seen the admitted spec yet
     kind = WorkloadKind(body.get("kind", "Deployment"))
     spec, status = body.get("spec") or {}, body.get("status") or {}
-    generation = int(metadata.get("generation") or 0)
-    observed = int(status.get("observedGeneration") or 0)
-    if observed < generation:
-        return None  # the workload controller has not seen the admitted spec yet
-    if kind is WorkloadKind.DEPLOYMENT:
-        revision = int(annotations.get(REVISION_ANNOTATION) or 0)
-    else:
-        revision = generation
+    revision = revision_of(kind, metadata)
     if revision <= 0:
         return None
-    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or ()
-    result, finished = _outcome(kind, spec, status, now)
+    result, finished = outcome(kind, spec, status, now)
     if finished is not None:
         # Conditions carry whole seconds; the admission stamp is finer.
         finished = max(finished, admitted)
@@ -106,7 +118,7 @@ def observe(body: Mapping[str, Any], now: dt.datetime) -> Observation | None:
         name=str(metadata.get("name", "")),
         uid=str(metadata.get("uid", "")),
         revision=revision,
-        images={c["name"]: c["image"] for c in containers},
+        images=workload_images(body),
         basis=basis,
         change=annotations.get(CHANGE_ANNOTATION) or None,
         deployer=annotations.get(DEPLOYER_ANNOTATION) or None,
@@ -117,13 +129,13 @@ def observe(body: Mapping[str, Any], now: dt.datetime) -> Observation | None:
     )
 
 
-def _outcome(
+def outcome(
     kind: WorkloadKind, spec: Mapping[str, Any], status: Mapping[str, Any], now: dt.datetime
 ) -> tuple[FinalResult | None, dt.datetime | None]:
     if kind is WorkloadKind.DEPLOYMENT:
-        progressing = _condition(status, "Progressing")
+        progressing = raw_condition(status, "Progressing")
         if progressing.get("reason") == "ProgressDeadlineExceeded":
-            return FinalResult.FAILED, _time(progressing.get("lastUpdateTime")) or now
+            return FinalResult.FAILED, parse_time(progressing.get("lastUpdateTime")) or now
         want = int(spec.get("replicas", 1))
         done = (
             int(status.get("updatedReplicas") or 0) == want
@@ -131,7 +143,7 @@ def _outcome(
             and int(status.get("availableReplicas") or 0) == want
         )
         if done:
-            return FinalResult.SUCCEEDED, _time(progressing.get("lastUpdateTime")) or now
+            return FinalResult.SUCCEEDED, parse_time(progressing.get("lastUpdateTime")) or now
         return None, None
     if kind is WorkloadKind.STATEFUL_SET:
         want = int(spec.get("replicas", 1))
@@ -193,7 +205,7 @@ def evidence(
     lead_time = None
     source = change.spec.source if change else None
     if source and source.commit_time and seen.result is FinalResult.SUCCEEDED:
-        lead_time = max(0, int((seen.finished - source.commit_time).total_seconds()))
+        lead_time = seconds_between(source.commit_time, seen.finished)
     return DeploymentRecord(
         metadata=ObjectMeta(name=seen.key, labels={"changegate.io/service": service}),
         spec=DeploymentRecordSpec(
@@ -228,64 +240,34 @@ def evidence(
     )
 
 
-SOURCE_REPOSITORY = "changegate.io/source-repository"
-SOURCE_COMMIT = "changegate.io/source-commit"
-SOURCE_COMMIT_TIME = "changegate.io/source-commit-time"
+def emergency_change(seen: Observation, service: str) -> ChangeRequest:
+    """The Emergency ChangeRequest a break-glass rollout raises after the fact, for review.
 
-
-@dataclass(frozen=True, slots=True)
-class Promotion:
-    """A finished rollout in the pre-production stage: what production should get next."""
-
-    kind: WorkloadKind
-    namespace: str
-    name: str
-    revision: int
-    images: dict[str, str]
-    source: dict[str, str]
-    deployer: str | None
-
-    @property
-    def change_name(self) -> str:
-        return f"promote-{self.name}-{self.revision}"[:253]
-
-
-def promotion(body: Mapping[str, Any], now: dt.datetime) -> Promotion | None:
-    """The pre-production rollout in this body, once it has finished successfully.
-
-    Pre-production is not governed, so nothing is stamped: the source comes from
-    the annotations the pipeline sets (changegate.io/source-commit and friends).
+    Named after the workload and revision, so a retry raises nothing twice.
     """
-    metadata = body.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    kind = WorkloadKind(body.get("kind", "Deployment"))
-    spec, status = body.get("spec") or {}, body.get("status") or {}
-    if int(status.get("observedGeneration") or 0) < int(metadata.get("generation") or 0):
-        return None
-    revision = (
-        int(annotations.get(REVISION_ANNOTATION) or 0)
-        if kind is WorkloadKind.DEPLOYMENT
-        else int(metadata.get("generation") or 0)
-    )
-    result, _ = _outcome(kind, spec, status, now)
-    if revision <= 0 or result is not FinalResult.SUCCEEDED:
-        return None
-    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or ()
-    source = {
-        key: annotations[annotation]
-        for key, annotation in (
-            ("repository", SOURCE_REPOSITORY),
-            ("commit", SOURCE_COMMIT),
-            ("commitTime", SOURCE_COMMIT_TIME),
-        )
-        if annotations.get(annotation)
-    }
-    return Promotion(
-        kind=kind,
-        namespace=str(metadata.get("namespace", "")),
-        name=str(metadata.get("name", "")),
-        revision=revision,
-        images={c["name"]: c["image"] for c in containers},
-        source=source if {"repository", "commit"} <= source.keys() else {},
-        deployer=annotations.get(DEPLOYER_ANNOTATION) or None,
+    return ChangeRequest(
+        metadata=ObjectMeta(
+            name=f"emergency-{seen.name}-{seen.revision}"[:253],
+            namespace=seen.namespace,
+            labels={"changegate.io/review": "required"},
+            annotations={"changegate.io/deployment-record": seen.key},
+        ),
+        spec=ChangeRequestSpec(
+            service=service,
+            type=ChangeType.EMERGENCY,
+            summary=(
+                f"Break-glass rollout of {seen.kind.value}/{seen.name} revision {seen.revision}"
+            )[:256],
+            emergency_reason=(seen.break_glass or "break-glass rollout")[:2048],
+            requester=seen.deployer,
+            targets=[
+                ChangeTarget(
+                    kind=seen.kind,
+                    name=seen.name,
+                    images=[
+                        ContainerImage(container=c, image=i) for c, i in sorted(seen.images.items())
+                    ],
+                )
+            ],
+        ),
     )

@@ -32,24 +32,37 @@ class Workload:
         metadata = body.get("metadata") or {}
         spec = body.get("spec") or {}
         template = spec.get("template") or {}
-        pod_spec = template.get("spec") or {}
-        images = {
-            c.get("name", ""): c.get("image", "")
-            for key in ("initContainers", "containers")
-            for c in pod_spec.get(key) or ()
-        }
         return cls(
             kind=str(body.get("kind", "")),
             namespace=str(metadata.get("namespace") or namespace or ""),
             name=str(metadata.get("name") or ""),
             annotations=dict(metadata.get("annotations") or {}),
             template=template,
-            images=images,
+            images=container_images(template),
         )
 
     def fingerprint(self) -> str:
         """A stable text of the pod template without what controllers add to it."""
         return template_fingerprint(self.template)
+
+
+def container_images(template: Mapping[str, Any]) -> dict[str, str]:
+    """The image of every container of a pod template, by container name, init containers too.
+
+    The one reader of a template's images: admission, evidence, emergency changes,
+    promotion and the controller's workload index all see the same images.
+    """
+    pod_spec = template.get("spec") or {}
+    return {
+        str(c.get("name", "")): str(c.get("image", ""))
+        for key in ("initContainers", "containers")
+        for c in pod_spec.get(key) or ()
+    }
+
+
+def workload_images(body: Mapping[str, Any]) -> dict[str, str]:
+    """The images of a workload body's pod template (see `container_images`)."""
+    return container_images((body.get("spec") or {}).get("template") or {})
 
 
 def template_fingerprint(template: Mapping[str, Any]) -> str:

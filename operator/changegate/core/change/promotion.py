@@ -1,0 +1,161 @@
+"""Promotion: a finished pre-production rollout raises production's ChangeRequest.
+
+`promotion` reads the pre-production workload body once its rollout has
+succeeded; `production_change` builds the ChangeRequest production gets, as
+Standard under the first active template of the service that fits it, else
+Normal (and so Pending). Named after the rollout, so a retry raises nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from changegate.api.v1alpha1.changerequest import (
+    ChangeRequest,
+    ChangeRequestSpec,
+    ChangeSource,
+    ChangeTarget,
+)
+from changegate.api.v1alpha1.changetemplate import ChangeTemplate
+from changegate.api.v1alpha1.common import (
+    ChangeType,
+    ContainerImage,
+    LocalObjectRef,
+    ObjectMeta,
+    WorkloadKind,
+)
+from changegate.api.v1alpha1.deploymentrecord import FinalResult
+from changegate.core.change.admission import DEPLOYER_ANNOTATION
+from changegate.core.change.rollouts import outcome, revision_of, seen_by_its_controller
+from changegate.core.change.templates import WorkloadImages, WorkloadLabels, template_fit
+from changegate.core.change.workloads import workload_images
+
+SOURCE_REPOSITORY = "changegate.io/source-repository"
+SOURCE_COMMIT = "changegate.io/source-commit"
+SOURCE_COMMIT_TIME = "changegate.io/source-commit-time"
+PROMOTED_FROM = "changegate.io/promoted-from"
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """A finished rollout in the pre-production stage: what production should get next."""
+
+    kind: WorkloadKind
+    namespace: str
+    name: str
+    revision: int
+    images: dict[str, str]
+    source: dict[str, str]
+    deployer: str | None
+
+    @property
+    def change_name(self) -> str:
+        return f"promote-{self.name}-{self.revision}"[:253]
+
+
+def promotion(body: Mapping[str, Any], now: dt.datetime) -> Promotion | None:
+    """The pre-production rollout in this body, once it has finished successfully.
+
+    Pre-production is not governed, so nothing is stamped: the source comes from
+    the annotations the pipeline sets (changegate.io/source-commit and friends).
+    """
+    metadata = body.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    kind = WorkloadKind(body.get("kind", "Deployment"))
+    if not seen_by_its_controller(body):
+        return None
+    revision = revision_of(kind, metadata)
+    result, _ = outcome(kind, body.get("spec") or {}, body.get("status") or {}, now)
+    if revision <= 0 or result is not FinalResult.SUCCEEDED:
+        return None
+    source = {
+        key: annotations[annotation]
+        for key, annotation in (
+            ("repository", SOURCE_REPOSITORY),
+            ("commit", SOURCE_COMMIT),
+            ("commitTime", SOURCE_COMMIT_TIME),
+        )
+        if annotations.get(annotation)
+    }
+    return Promotion(
+        kind=kind,
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        revision=revision,
+        images=workload_images(body),
+        source=source if {"repository", "commit"} <= source.keys() else {},
+        deployer=annotations.get(DEPLOYER_ANNOTATION) or None,
+    )
+
+
+def _source(promoted: Promotion) -> ChangeSource | None:
+    """The pipeline's source annotations as a ChangeSource; None when they do not parse."""
+    if not promoted.source:
+        return None
+    try:
+        return ChangeSource.model_validate(promoted.source)
+    except ValidationError:
+        return None  # a mistyped annotation must not stop production's change being raised
+
+
+def normal_change(
+    promoted: Promotion, service: str, environment: str, production: str
+) -> ChangeRequest:
+    """Production's change for a promotion, as a Normal change that needs approval."""
+    summary = (
+        f"Promote {promoted.kind.value}/{promoted.name} revision {promoted.revision}"
+        f" from {environment}"
+    )
+    images = [ContainerImage(container=c, image=i) for c, i in sorted(promoted.images.items())]
+    return ChangeRequest(
+        metadata=ObjectMeta(
+            name=promoted.change_name, namespace=production, labels={PROMOTED_FROM: environment}
+        ),
+        spec=ChangeRequestSpec(
+            service=service,
+            type=ChangeType.NORMAL,
+            summary=summary[:256],
+            targets=[ChangeTarget(kind=promoted.kind, name=promoted.name, images=images)],
+            source=_source(promoted),
+            requester=promoted.deployer,
+        ),
+    )
+
+
+def as_standard(change: ChangeRequest, template: str) -> ChangeRequest:
+    """The same change as a Standard one under `template`."""
+    spec = change.spec.model_copy(
+        update={"type": ChangeType.STANDARD, "template_ref": LocalObjectRef(name=template)}
+    )
+    return change.model_copy(update={"spec": spec})
+
+
+def production_change(
+    promoted: Promotion,
+    service: str,
+    environment: str,
+    production: str,
+    templates: Iterable[ChangeTemplate],
+    running: WorkloadImages,
+    labels: WorkloadLabels,
+    now: dt.datetime,
+) -> ChangeRequest:
+    """Production's change: Standard under the first template (by name) that fits, else Normal.
+
+    `templates` may hold any; only the production namespace's, of the service, are tried.
+    """
+    normal = normal_change(promoted, service, environment, production)
+    candidates = sorted(
+        (t for t in templates if t.metadata.namespace == production and t.spec.service == service),
+        key=lambda t: t.metadata.name or "",
+    )
+    for template in candidates:
+        draft = as_standard(normal, template.metadata.name or "")
+        if template_fit(draft, template, running, labels, now).ok:
+            return draft
+    return normal
