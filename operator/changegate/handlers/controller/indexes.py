@@ -1,0 +1,246 @@
+"""The controller's in-memory views of the cluster (Kopf indexes) and typed reads of them.
+
+Kopf keeps each index current from its watch, before any handler of the same
+event runs. `Indexes.of(kwargs)` wraps the ones a handler received, so the
+rest of the controller asks questions ("the change named X", "the records
+that exist") instead of walking Kopf's stores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from changegate.api.v1alpha1 import (
+    GROUP,
+    VERSION,
+    ChangePhase,
+    ChangeRequest,
+    ChangeTemplate,
+    ChangeType,
+    ServiceOnCall,
+)
+from changegate.core.change.facts import ServicePolicy
+from changegate.core.change.retention import finish_time
+from changegate.core.change.workloads import workload_images
+from changegate.handlers.controller.registry import registry
+from changegate.handlers.controller.state import parse
+
+WORKLOAD_PLURALS = ("deployments", "statefulsets", "daemonsets")
+DEFAULT_VALIDITY_SECONDS = 86400
+
+Store = Mapping[Any, Iterable[Any]]  # what Kopf hands a handler: key -> the values of each object
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """One environment of a service, as the namespace it runs in sees it."""
+
+    soc_namespace: str
+    soc_name: str
+    service: str
+    environment: str
+    production: bool
+    raises_production: bool
+    production_namespace: str | None
+
+
+@kopf.index(GROUP, VERSION, "serviceoncalls", registry=registry)
+def environments_by_namespace(body: kopf.Body, **_: Any) -> dict[str, Environment]:
+    soc = parse(ServiceOnCall, body)
+    if soc is None:
+        return {}
+    production = next((e.namespace for e in soc.spec.environments if e.production), None)
+    return {
+        e.namespace: Environment(
+            soc.metadata.namespace or "",
+            soc.metadata.name or "",
+            soc.spec.service.name,
+            e.name,
+            e.production,
+            e.raises_production_changes,
+            production,
+        )
+        for e in soc.spec.environments
+    }
+
+
+@kopf.index(GROUP, VERSION, "serviceoncalls", registry=registry)
+def service_on_calls(
+    body: kopf.Body, namespace: str, name: str, **_: Any
+) -> dict[Any, ServiceOnCall]:
+    soc = parse(ServiceOnCall, body)
+    return {(namespace, name): soc} if soc else {}
+
+
+@kopf.index(GROUP, VERSION, "serviceoncalls", registry=registry)
+def policies_by_service(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, ServicePolicy]:
+    soc = parse(ServiceOnCall, body)
+    if soc is None:
+        return {}
+    return {
+        soc.spec.service.name: ServicePolicy.from_model(soc, memo.settings.change_manager_groups)
+    }
+
+
+@kopf.index(GROUP, VERSION, "serviceoncalls", registry=registry)
+def validity_by_service(body: kopf.Body, **_: Any) -> dict[str, int]:
+    soc = parse(ServiceOnCall, body)
+    if soc is None:
+        return {}
+    return {soc.spec.service.name: soc.spec.change_policy.approval_validity_seconds}
+
+
+@kopf.index(GROUP, VERSION, "changerequests", registry=registry)
+def changes_by_name(
+    body: kopf.Body, namespace: str, name: str, **_: Any
+) -> dict[Any, ChangeRequest]:
+    change = parse(ChangeRequest, body)
+    return {(namespace, name): change} if change else {}
+
+
+@kopf.index(GROUP, VERSION, "changerequests", registry=registry)
+def standard_changes_by_template(
+    body: kopf.Body, namespace: str, **_: Any
+) -> dict[Any, ChangeRequest]:
+    """Standard changes under the template they name: what the template's usage counts."""
+    change = parse(ChangeRequest, body)
+    if (
+        change is None
+        or change.spec.type is not ChangeType.STANDARD
+        or not change.spec.template_ref
+    ):
+        return {}
+    return {(namespace, change.spec.template_ref.name): change}
+
+
+@kopf.index(GROUP, VERSION, "changerequests", registry=registry)
+def expiry_by_change(
+    body: kopf.Body, namespace: str, name: str, **_: Any
+) -> dict[Any, dt.datetime]:
+    """Approved changes and when they expire: what the scheduler wakes up for."""
+    change = parse(ChangeRequest, body)
+    if change is None or change.status.phase is not ChangePhase.APPROVED:
+        return {}
+    expires = change.status.expiration_time
+    return {(namespace, name): expires} if expires else {}
+
+
+@kopf.index(GROUP, VERSION, "changetemplates", registry=registry)
+def templates_by_name(
+    body: kopf.Body, namespace: str, name: str, **_: Any
+) -> dict[Any, ChangeTemplate]:
+    template = parse(ChangeTemplate, body)
+    return {(namespace, name): template} if template else {}
+
+
+@kopf.index(GROUP, VERSION, "deploymentrecords", registry=registry)
+def records_by_name(body: kopf.Body, name: str, **_: Any) -> dict[str, dt.datetime | None]:
+    """Every DeploymentRecord and when its rollout finished: evidence that exists, and its age."""
+    return {name: finish_time(body)}
+
+
+def running_workload(
+    body: kopf.Body, namespace: str, name: str, **_: Any
+) -> dict[Any, tuple[dict[str, str], dict[str, str]]]:
+    """A workload's images (init containers too) and labels, for template fits."""
+    labels = dict(body.get("metadata", {}).get("labels") or {})
+    return {(namespace, body.get("kind"), name): (workload_images(body), labels)}
+
+
+for _plural in WORKLOAD_PLURALS:
+    kopf.index("apps", "v1", _plural, id=f"running_{_plural}", registry=registry)(running_workload)
+
+
+def _first(store: Store, key: Any) -> Any:
+    return next(iter(store.get(key) or ()), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Indexes:
+    """The controller's indexes as a handler received them, with the questions it asks."""
+
+    environments: Store
+    service_on_calls: Store
+    policies: Store
+    validity: Store
+    changes: Store
+    standard_changes: Store
+    expiries: Store
+    templates: Store
+    records: Store
+    running: Mapping[str, Store]
+
+    @classmethod
+    def of(cls, kwargs: Mapping[str, Any]) -> Indexes:
+        return cls(
+            environments=kwargs["environments_by_namespace"],
+            service_on_calls=kwargs["service_on_calls"],
+            policies=kwargs["policies_by_service"],
+            validity=kwargs["validity_by_service"],
+            changes=kwargs["changes_by_name"],
+            standard_changes=kwargs["standard_changes_by_template"],
+            expiries=kwargs["expiry_by_change"],
+            templates=kwargs["templates_by_name"],
+            records=kwargs["records_by_name"],
+            running={p: kwargs[f"running_{p}"] for p in WORKLOAD_PLURALS},
+        )
+
+    def environment(self, namespace: str) -> Environment | None:
+        found: Environment | None = _first(self.environments, namespace)
+        return found
+
+    def service_on_call(self, namespace: str, name: str) -> ServiceOnCall | None:
+        found: ServiceOnCall | None = _first(self.service_on_calls, (namespace, name))
+        return found
+
+    def policy(self, service: str) -> ServicePolicy | None:
+        found: ServicePolicy | None = _first(self.policies, service)
+        return found
+
+    def validity_seconds(self, service: str) -> int:
+        found: int | None = _first(self.validity, service)
+        return DEFAULT_VALIDITY_SECONDS if found is None else found
+
+    def change(self, namespace: str, name: str) -> ChangeRequest | None:
+        found: ChangeRequest | None = _first(self.changes, (namespace, name))
+        return found
+
+    def template(self, namespace: str, name: str) -> ChangeTemplate | None:
+        found: ChangeTemplate | None = _first(self.templates, (namespace, name))
+        return found
+
+    def all_templates(self) -> Iterator[ChangeTemplate]:
+        for store in self.templates.values():
+            yield from store
+
+    def changes_under(self, namespace: str, template: str) -> list[ChangeRequest]:
+        return list(self.standard_changes.get((namespace, template)) or ())
+
+    def record_exists(self, name: str) -> bool:
+        return name in self.records
+
+    def record_finishes(self) -> Iterator[tuple[str, dt.datetime | None]]:
+        for name, store in self.records.items():
+            yield name, next(iter(store), None)
+
+    def expiries_due(self) -> Iterator[tuple[tuple[str, str], dt.datetime]]:
+        for key, store in self.expiries.items():
+            for expires in store:
+                yield key, expires
+
+    def running_workloads(
+        self, namespace: str, workloads: Iterable[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], dict[str, str]]]:
+        """What runs now of each (kind, name): its images and its labels, by (kind, name)."""
+        images: dict[tuple[str, str], dict[str, str]] = {}
+        labels: dict[tuple[str, str], dict[str, str]] = {}
+        for kind, name in workloads:
+            found = _first(self.running[f"{kind.lower()}s"], (namespace, kind, name))
+            if found is not None:
+                images[(kind, name)], labels[(kind, name)] = found
+        return images, labels

@@ -1,0 +1,240 @@
+"""Rollouts of Deployments, StatefulSets and DaemonSets: evidence, change and service status.
+
+Watched with `on.event` only: nothing is written on workloads, no finalizer is
+added. Each event is handled level-based from what exists: a rollout whose
+DeploymentRecord exists has its evidence; the change's rollouts, the emergency
+change and the ServiceOnCall status are each compared with the indexes before
+anything is written, so a finished rollout costs no API call on later events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from typing import Any
+
+import kopf
+
+from changegate.adapters.kube import Conflict, KubeError
+from changegate.api.v1alpha1 import AdmissionBasis, ChangeRequest, FinalResult
+from changegate.core.change.promotion import production_change, promotion
+from changegate.core.change.retention import record_due
+from changegate.core.change.rollouts import (
+    Observation,
+    emergency_change,
+    evidence,
+    observe,
+    with_rollout,
+)
+from changegate.handlers.controller.indexes import WORKLOAD_PLURALS, Environment, Indexes
+from changegate.handlers.controller.registry import registry
+from changegate.handlers.controller.serviceoncalls import note_version
+from changegate.handlers.controller.state import (
+    ControllerState,
+    audit,
+    creation_body,
+    parse,
+    state_of,
+)
+from changegate.metrics import LEAD_TIME, ROLLOUTS
+
+log = logging.getLogger(__name__)
+MERGE_ATTEMPTS = 5
+
+
+def track_rollout(
+    body: kopf.Body, namespace: str, memo: kopf.Memo, type: str | None, **kwargs: Any
+) -> None:
+    """Close the change and write the evidence when an admitted rollout finishes."""
+    if type == "DELETED":
+        return
+    indexes = Indexes.of(kwargs)
+    environment = indexes.environment(namespace)
+    if environment is None:
+        return
+    state = state_of(memo)
+    now = state.clock()
+    if environment.raises_production and environment.production_namespace:
+        raise_production_change(state, indexes, body, environment, now)
+    seen = observe(body, now)
+    if seen is None:
+        return  # nothing changegate admitted
+    change = change_for(state, indexes, seen)
+    if seen.result is not None and not is_closed(state, indexes, seen, now):
+        write_evidence(state, body, seen, change, environment)
+    if change is not None and seen.basis is AdmissionBasis.CHANGE:
+        merge_rollout(state, indexes, seen, seen.key if seen.result else None)
+    if seen.result is None:
+        return
+    if seen.basis is AdmissionBasis.BREAK_GLASS:
+        raise_emergency_change(state, indexes, seen, environment, now)
+    if seen.result is FinalResult.SUCCEEDED:
+        note_version(state, indexes, seen, environment, change)
+
+
+for _plural in WORKLOAD_PLURALS:
+    kopf.on.event("apps", "v1", _plural, id=f"track-{_plural}", registry=registry)(track_rollout)
+
+
+def is_closed(
+    state: ControllerState, indexes: Indexes, seen: Observation, now: dt.datetime
+) -> bool:
+    """Whether the rollout's evidence exists, or would already be past retention."""
+    if indexes.record_exists(seen.key):
+        return True
+    due = record_due(seen.finished, state.settings.retention_days)
+    return due is not None and due <= now
+
+
+def change_for(
+    state: ControllerState, indexes: Indexes, seen: Observation, live: bool = False
+) -> ChangeRequest | None:
+    """The change a rollout was admitted under: from the index, or read live.
+
+    Read live only while the evidence is still to write (or `live`): once the
+    record exists, a change missing from the index was deleted, not late.
+    """
+    if not seen.change:
+        return None
+    if not live:
+        found = indexes.change(seen.namespace, seen.change)
+        if found is not None or indexes.record_exists(seen.key):
+            return found
+    body = state.kube.read_change_request(seen.namespace, seen.change)
+    return parse(ChangeRequest, body) if body else None
+
+
+def _digests(state: ControllerState, body: kopf.Body, seen: Observation) -> dict[str, str]:
+    selector = ((body.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not selector:
+        return {}
+    try:
+        return state.kube.image_digests(seen.namespace, dict(selector), None)
+    except KubeError as error:  # digests are a nicety; the record is written without them
+        log.info("no image digests for %s: %s", seen.key, error)
+        return {}
+
+
+def write_evidence(
+    state: ControllerState,
+    body: kopf.Body,
+    seen: Observation,
+    change: ChangeRequest | None,
+    environment: Environment,
+) -> None:
+    """The DeploymentRecord of the finished rollout, with its metrics, event and audit line."""
+    record = evidence(
+        seen,
+        change,
+        environment.service,
+        environment.environment,
+        environment.production,
+        _digests(state, body, seen),
+    )
+    if not state.kube.create_cluster_object("deploymentrecords", creation_body(record)):
+        return  # written by an earlier attempt
+    result = seen.result or FinalResult.FAILED
+    ROLLOUTS.labels(environment.service, result.value).inc()
+    if record.spec.lead_time_seconds is not None and environment.production:
+        LEAD_TIME.labels(environment.service).observe(record.spec.lead_time_seconds)
+    kopf.event(
+        body,
+        type="Normal" if result is FinalResult.SUCCEEDED else "Warning",
+        reason=f"Rollout{result.value}",
+        message=f"revision {seen.revision} {result.value.lower()}; evidence in DeploymentRecord {seen.key}",
+    )
+    audit(
+        "RolloutFinished",
+        state.clock(),
+        record=seen.key,
+        namespace=seen.namespace,
+        workload=f"{seen.kind.value}/{seen.name}",
+        revision=seen.revision,
+        result=result.value,
+        basis=seen.basis.value,
+        change=seen.change,
+        deployer=seen.deployer,
+    )
+
+
+def merge_rollout(
+    state: ControllerState, indexes: Indexes, seen: Observation, record: str | None
+) -> None:
+    """Record the rollout on its change, with optimistic concurrency: retry on a conflict."""
+    for attempt in range(MERGE_ATTEMPTS):
+        # First from the index; after a conflict the index is stale, so read live.
+        change = change_for(state, indexes, seen, live=attempt > 0)
+        if change is None:
+            return
+        rollouts = [r.to_json() for r in with_rollout(change, seen, record)]
+        if rollouts == [r.to_json() for r in change.status.rollouts]:
+            return
+        try:
+            state.kube.patch_status(
+                "changerequests",
+                seen.namespace,
+                seen.change or "",
+                {"rollouts": rollouts},
+                change.metadata.resource_version,
+            )
+            return
+        except Conflict:
+            continue
+    raise kopf.TemporaryError(f"could not record rollout {seen.key} on its change", delay=1)
+
+
+def raise_emergency_change(
+    state: ControllerState,
+    indexes: Indexes,
+    seen: Observation,
+    environment: Environment,
+    now: dt.datetime,
+) -> None:
+    """A break-glass rollout gets its Emergency ChangeRequest after the fact, for review."""
+    emergency = emergency_change(seen, environment.service)
+    name = emergency.metadata.name or ""
+    if indexes.change(seen.namespace, name) is None and state.kube.create_namespaced_object(
+        "changerequests", seen.namespace, creation_body(emergency)
+    ):
+        audit("EmergencyChangeRaised", now, namespace=seen.namespace, change=name, record=seen.key)
+    merge_rollout(state, indexes, dataclasses.replace(seen, change=name), seen.key)
+
+
+def raise_production_change(
+    state: ControllerState,
+    indexes: Indexes,
+    body: kopf.Body,
+    environment: Environment,
+    now: dt.datetime,
+) -> None:
+    """The last pre-production stage finished: raise production's change with the same images.
+
+    A change that exists already was raised (the create's 409 covers a lagging index).
+    """
+    promoted = promotion(body, now)
+    production = environment.production_namespace or ""
+    if promoted is None or indexes.change(production, promoted.change_name) is not None:
+        return
+    images, labels = indexes.running_workloads(production, [(promoted.kind.value, promoted.name)])
+    change = production_change(
+        promoted,
+        environment.service,
+        environment.environment,
+        production,
+        indexes.all_templates(),
+        images,
+        labels,
+        now,
+    )
+    if state.kube.create_namespaced_object("changerequests", production, creation_body(change)):
+        audit(
+            "ProductionChangeRaised",
+            now,
+            namespace=production,
+            change=promoted.change_name,
+            type=change.spec.type.value,
+            source_namespace=promoted.namespace,
+            workload=f"{promoted.kind.value}/{promoted.name}",
+            revision=promoted.revision,
+        )

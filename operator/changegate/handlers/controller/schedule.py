@@ -1,0 +1,86 @@
+"""The controller's one scheduler for periodic work: expiry of changes, retention of evidence.
+
+The single documented mechanism for work that no watch event wakes: each job
+derives its due items from the Kopf indexes (an approved change's expiration
+time, a record's finish time plus retention; core.schedule does the timing),
+so nothing is held in memory and a restart re-derives everything. The loop
+runs what is due, then sleeps until the next item is due, at most TICK seconds
+(new items appear in the indexes meanwhile). An item whose write the API server
+refuses (KubeError) is logged and stays due, so the next pass tries it again.
+Kopf timers are not used: they would put finalizers on objects. Incident
+escalation timers join JOBS as they land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import cast
+
+from changegate.adapters.kube import KubeError
+from changegate.core.change.retention import record_due
+from changegate.core.schedule import Due, due_now, seconds_to_next
+from changegate.handlers.controller.changerequests import expire_change
+from changegate.handlers.controller.indexes import Indexes
+from changegate.handlers.controller.state import ControllerState, audit
+
+log = logging.getLogger(__name__)
+TICK = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One kind of periodic work: what is due (from the indexes) and what to do for an item."""
+
+    name: str
+    dues: Callable[[ControllerState, Indexes], Iterable[Due]]
+    run: Callable[[ControllerState, Indexes, Hashable, dt.datetime], None]
+
+
+def expiry_dues(_: ControllerState, indexes: Indexes) -> Iterable[Due]:
+    return (Due(key, at) for key, at in indexes.expiries_due())
+
+
+def expire(state: ControllerState, indexes: Indexes, key: Hashable, now: dt.datetime) -> None:
+    namespace, name = cast(tuple[str, str], key)
+    expire_change(state, indexes, namespace, name, now)
+
+
+def retention_dues(state: ControllerState, indexes: Indexes) -> Iterable[Due]:
+    days = state.settings.retention_days
+    for name, finished in indexes.record_finishes():
+        due = record_due(finished, days)
+        if due is not None:
+            yield Due(name, due)
+
+
+def delete_record(state: ControllerState, _: Indexes, key: Hashable, now: dt.datetime) -> None:
+    state.kube.delete_cluster_object("deploymentrecords", str(key))
+    audit("EvidenceExpired", now, record=key, retention_days=state.settings.retention_days)
+
+
+JOBS = (Job("expiry", expiry_dues, expire), Job("retention", retention_dues, delete_record))
+
+
+async def run_due(state: ControllerState, indexes: Indexes, jobs: Iterable[Job]) -> float:
+    """Run every item due now; the seconds until the next one (at most TICK)."""
+    upcoming: list[Due] = []
+    for job in jobs:
+        dues = list(job.dues(state, indexes))
+        upcoming.extend(dues)
+        for due in due_now(dues, state.clock()):
+            try:
+                await asyncio.to_thread(job.run, state, indexes, due.key, state.clock())
+            except KubeError as error:  # stays due: the next pass tries again
+                log.warning("%s of %s failed: %s", job.name, due.key, error)
+    return seconds_to_next(upcoming, state.clock(), TICK)
+
+
+async def run_scheduler(state: ControllerState, indexes: Indexes) -> None:
+    """Run due work until cancelled at cleanup."""
+    while True:
+        delay = await run_due(state, indexes, JOBS)
+        await asyncio.sleep(delay)
