@@ -78,10 +78,10 @@ class ServicePolicy:
         )
 
     def may_approve(self, user: User) -> bool:
-        return user.username in self.approver_users or user.in_any(tuple(self.approver_groups))
+        return user.username in self.approver_users or user.in_any(self.approver_groups)
 
     def is_emergency_member(self, user: User) -> bool:
-        return user.in_any(tuple(self.emergency_groups))
+        return user.in_any(self.emergency_groups)
 
     def freeze_at(self, moment: datetime, change_type: ChangeType) -> FreezeFacts | None:
         return next((f for f in self.freezes if f.applies(moment, change_type)), None)
