@@ -8,7 +8,6 @@ tests/integration/test_cli.py.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 
+from changegate.adapters.kube import ChangeRequests, Forbidden, NotFound, Unreachable
 from changegate.api.v1alpha1 import (
     Approval,
     ApprovalDecision,
@@ -29,7 +28,7 @@ from changegate.api.v1alpha1 import (
     WorkloadKind,
 )
 from changegate.cli import main
-from changegate.cli.cluster import context_namespace, print_warnings, refusal_message
+from changegate.cli.cluster import FIELD_MANAGER, Connection, print_warning
 from changegate.cli.draft import (
     RequestOptions,
     TargetRef,
@@ -492,43 +491,81 @@ def test_a_missing_kubeconfig_is_an_error_not_a_traceback(
 # --- what the API server says ---------------------------------------------------------
 
 
-def test_a_refusal_is_shown_in_the_api_servers_words() -> None:
-    denied = client.ApiException(status=403, reason="Forbidden")
-    denied.body = json.dumps(
-        {
-            "kind": "Status",
-            "status": "Failure",
-            "message": 'admission webhook "changerequests.changegate.io" denied the request:'
-            " product-dev-1 requested ChangeRequest x and cannot approve or reject it"
-            " (segregation of duties)",
-            "reason": "Forbidden",
-            "code": 403,
-        }
-    )
-    assert refusal_message(denied).endswith("(segregation of duties)")
-    bare = client.ApiException(status=503, reason="Service Unavailable")
-    assert refusal_message(bare) == "503 Service Unavailable"
+class RefusingChanges:
+    """ChangeRequests whose every call gets the API server's answer `error`, after `warnings`."""
 
+    def __init__(self, error: Exception, warnings: tuple[str, ...] = ()) -> None:
+        self.error = error
+        self.warnings = warnings
 
-def test_warnings_are_printed_like_kubectl(capsys: pytest.CaptureFixture[str]) -> None:
-    print_warnings(
-        {
-            "Content-Type": "application/json",
-            "Warning": '299 - "window is closed", 299 - "a \\"quoted\\" one"',
-        }
-    )
-    assert capsys.readouterr().err == 'Warning: window is closed\nWarning: a \\"quoted\\" one\n'
+    def get(self, namespace: str, name: str) -> ChangeRequest:
+        for text in self.warnings:
+            print_warning(text)
+        raise self.error
 
 
 @pytest.mark.parametrize(
-    ("chosen", "expected"), [(None, "payments-prod"), ("other", "default"), ("missing", "default")]
+    ("error", "said"),
+    [
+        (
+            Forbidden(403, "Forbidden", "product-dev-1 cannot approve (segregation of duties)"),
+            "error: product-dev-1 cannot approve (segregation of duties)\n",
+        ),
+        (
+            NotFound(404, "Not Found", 'changerequests "x" not found'),
+            'error: changerequests "x" not found\n',
+        ),
+        (
+            Unreachable("cannot reach the API server: refused"),
+            "error: cannot reach the API server: refused\n",
+        ),
+    ],
 )
-def test_the_namespace_comes_from_the_kubeconfig_context(chosen: str | None, expected: str) -> None:
-    contexts = [
-        {"name": "main", "context": {"cluster": "c", "namespace": "payments-prod"}},
-        {"name": "other", "context": {"cluster": "c"}},
+def test_a_refusal_is_shown_in_the_api_servers_words(
+    error: Exception, said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Connection, "changes", lambda self: RefusingChanges(error))
+    code = main(["approve", "x", "-n", "payments-prod"])
+    assert code == ExitCode.ERROR
+    assert capsys.readouterr().err == said
+
+
+class WarningCustomObjects:
+    """The CustomObjectsApi calls of `cancel`, answering with the webhook's warnings."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+        self.patches: list[Any] = []
+
+    def get_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        return change().to_json()
+
+    def patch_namespaced_custom_object_with_http_info(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[dict[str, Any], int, dict[str, str]]:
+        self.patches.append((args[-1], kwargs["field_manager"]))
+        return change(phase=ChangePhase.CANCELLED).to_json(), 200, self.headers
+
+
+def test_warnings_are_printed_like_kubectl(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    custom = WarningCustomObjects({"Warning": '299 - "window is closed", 299 - "not pinned"'})
+
+    def changes(self: Connection) -> ChangeRequests:
+        adapter = ChangeRequests(None, FIELD_MANAGER, print_warning)  # type: ignore[arg-type]
+        adapter.custom = custom  # type: ignore[assignment]
+        return adapter
+
+    monkeypatch.setattr(Connection, "changes", changes)
+    code = main(["cancel", "payments-api-4f2c9a1", "-n", "payments-prod"])
+    captured = capsys.readouterr()
+    assert code == ExitCode.OK
+    assert captured.err == "Warning: window is closed\nWarning: not pinned\n"
+    assert captured.out == "changerequest/payments-api-4f2c9a1 cancelled\n"
+    assert custom.patches == [
+        ([{"op": "add", "path": "/spec/cancel", "value": True}], "changegate-cli")
     ]
-    assert context_namespace(contexts, contexts[0], chosen) == expected
 
 
 # --- text for people ------------------------------------------------------------------

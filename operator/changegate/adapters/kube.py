@@ -1,56 +1,117 @@
-"""The operator's own Kubernetes client, for what Kopf does not do for us.
+"""The one Kubernetes client of both roles and of the CLI, for what Kopf does not do.
 
-Posting Events from admission handlers (kopf.event cannot be called there) and
-the one live read the webhook may make on an index miss. Blocking calls of the
-official client; async callers run them with asyncio.to_thread.
+Loads the configuration (the pod's service account, or a kubeconfig found the
+way kubectl finds it, with an optional context), makes the ApiClient, and
+offers the reads and writes the handlers and the CLI need. Every failure of
+the official client leaves this module as a KubeError subclass carrying the
+API server's own message, so callers never import the client to catch it.
+Blocking calls; async callers run them with asyncio.to_thread.
 """
 
 from __future__ import annotations
 
 import datetime
+import enum
 import json
 import logging
+import os
+import re
 import uuid
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import Any, cast
 
-from kubernetes import client, config
+import urllib3
+from kubernetes import client, config, watch
+from pydantic import BaseModel, ValidationError
+
+from changegate.api.v1alpha1 import GROUP, VERSION, ChangeRequest
+
+__all__ = [
+    "COMPONENT",
+    "GROUP",
+    "VERSION",
+    "ApiError",
+    "ChangeRequests",
+    "ConfigError",
+    "Conflict",
+    "Forbidden",
+    "Gone",
+    "Invalid",
+    "KubeAdapter",
+    "KubeError",
+    "Login",
+    "NotFound",
+    "Source",
+    "UnexpectedObject",
+    "Unreachable",
+    "api_client",
+]
 
 log = logging.getLogger(__name__)
 COMPONENT = "changegate"
-GROUP, VERSION = "changegate.io", "v1alpha1"
+JSON_PATCH = "application/json-patch+json"
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# A Warning header value: `299 - "text"`, possibly several joined by commas.
+_WARNING = re.compile(r'\d{3} \S+ "((?:[^"\\]|\\.)*)"')
+
+
+# -- errors ---------------------------------------------------------------------
 
 
 class KubeError(Exception):
-    """The API server refused or failed a request; `message` is its own words."""
+    """Talking to the API server failed; `message` says why, for people."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ApiError(KubeError):
+    """The API server (or an admission webhook behind it) answered with an error."""
 
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
-        self.message = message
 
 
-class NotFound(KubeError):
-    """404: the object (or its namespace) does not exist."""
-
-
-class Conflict(KubeError):
-    """409: the object exists already, or a resourceVersion precondition failed."""
-
-
-class Forbidden(KubeError):
+class Forbidden(ApiError):
     """403: RBAC, an admission webhook, or a namespace being terminated said no."""
 
 
-class Invalid(KubeError):
+class NotFound(ApiError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class Conflict(ApiError):
+    """409: the object exists already, or a resourceVersion precondition failed."""
+
+
+class Gone(ApiError):
+    """410: a watch's resourceVersion is too old; read again."""
+
+
+class Invalid(ApiError):
     """422: the object does not fit the schema or its validation rules."""
 
 
-class Gone(KubeError):
-    """410: a watch's resourceVersion is too old; list again."""
+class Unreachable(KubeError):
+    """No answer: the connection failed or broke off."""
 
 
-_BY_STATUS: dict[int, type[KubeError]] = {
+class UnexpectedObject(KubeError):
+    """The API server sent a body that does not fit our API model."""
+
+
+class ConfigError(KubeError):
+    """Neither a kubeconfig nor the pod's service account could be loaded."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
@@ -69,24 +130,245 @@ def server_message(body: str | bytes | None) -> str:
     return message if isinstance(message, str) else ""
 
 
-def kube_error(error: client.ApiException) -> KubeError:
+def kube_error(error: client.ApiException) -> ApiError:
     """The adapter's own exception for a client failure, carrying the server's message."""
     status = int(error.status or 0)
     reason = str(error.reason or "")
     message = server_message(error.body) or f"{status} {reason}".strip()
-    return _BY_STATUS.get(status, KubeError)(status, reason, message)
+    return _BY_STATUS.get(status, ApiError)(status, reason, message)
+
+
+@contextmanager
+def translated(lost: str = "cannot reach the API server") -> Iterator[None]:
+    """Turn the client's exceptions into the adapter's own."""
+    try:
+        yield
+    except client.ApiException as error:
+        raise kube_error(error) from error
+    except urllib3.exceptions.HTTPError as error:
+        raise Unreachable(f"{lost}: {error}") from error
+
+
+def warnings_in(headers: Mapping[str, str] | None) -> list[str]:
+    """The texts of the API server's Warning headers (for example the webhook's)."""
+    texts: list[str] = []
+    for key, value in (headers or {}).items():
+        if key.lower() == "warning":
+            texts.extend(_WARNING.findall(value) or [value])
+    return texts
+
+
+# -- configuration --------------------------------------------------------------
+
+
+class Source(enum.Enum):
+    """Where the credentials come from."""
+
+    SERVICE_ACCOUNT = "the service account's configuration"
+    KUBECONFIG = "the kubeconfig"
+
+
+def choose_source(*, named: bool, kubeconfig_found: bool, in_pod: bool, pod_first: bool) -> Source:
+    """A named kubeconfig or context wins; in a pod, the operator takes its service
+    account (as Kopf's login does) and the CLI only when no kubeconfig exists (as kubectl)."""
+    if named:
+        return Source.KUBECONFIG
+    if in_pod and (pod_first or not kubeconfig_found):
+        return Source.SERVICE_ACCOUNT
+    return Source.KUBECONFIG
+
+
+def context_namespace(contexts: list[Any], current: Any, chosen: str | None) -> str:
+    """The namespace the kubeconfig context names, or `default`."""
+    entry = next((c for c in contexts if c.get("name") == chosen), None) if chosen else current
+    settings = (entry or {}).get("context") or {}
+    return str(settings.get("namespace") or "default")
+
+
+@contextmanager
+def config_errors(source: Source) -> Iterator[None]:
+    try:
+        yield
+    except (config.ConfigException, OSError) as error:
+        raise ConfigError(f"cannot load {source.value}: {error}") from None
+
+
+@dataclass
+class Login:
+    """Who we are to the API server: the pod's service account, or a kubeconfig
+    (`kubeconfig`, else KUBECONFIG, else ~/.kube/config) and its `context`.
+    The client and the namespace are loaded on first use: a dry run needs neither."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    pod_first: bool = False
+    environ: Mapping[str, str] | None = None
+
+    @cached_property
+    def source(self) -> Source:
+        environ = os.environ if self.environ is None else self.environ
+        found = bool(environ.get("KUBECONFIG")) or (Path.home() / ".kube" / "config").exists()
+        in_pod = (
+            bool(environ.get("KUBERNETES_SERVICE_HOST")) and (SERVICE_ACCOUNT / "token").exists()
+        )
+        return choose_source(
+            named=bool(self.kubeconfig or self.context),
+            kubeconfig_found=found,
+            in_pod=in_pod,
+            pod_first=self.pod_first,
+        )
+
+    @cached_property
+    def api(self) -> client.ApiClient:
+        configuration = client.Configuration()
+        with config_errors(self.source):
+            if self.source is Source.SERVICE_ACCOUNT:
+                config.load_incluster_config(client_configuration=configuration)
+            else:
+                config.load_kube_config(
+                    config_file=self.kubeconfig,
+                    context=self.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        return client.ApiClient(configuration)
+
+    @cached_property
+    def namespace(self) -> str:
+        """The namespace the kubeconfig context names (or the pod's own), else `default`."""
+        with config_errors(self.source):
+            if self.source is Source.SERVICE_ACCOUNT:
+                return (SERVICE_ACCOUNT / "namespace").read_text().strip() or "default"
+            contexts, current = config.list_kube_config_contexts(config_file=self.kubeconfig)
+        return context_namespace(contexts, current, self.context)
 
 
 def api_client() -> client.ApiClient:
-    """In a pod, the service account; elsewhere, the kubeconfig (KUBECONFIG)."""
+    """The operator's client: in a pod, the service account; elsewhere, the kubeconfig."""
+    return Login(pod_first=True).api
+
+
+# -- ChangeRequests, typed ------------------------------------------------------
+
+
+class ObjectList(BaseModel):
+    """A list response; its items are parsed one by one so that errors name the object."""
+
+    items: list[Any] = []
+
+
+def parse_change(body: Any) -> ChangeRequest:
+    """A ChangeRequest from the wire; a body that does not fit the API is an error."""
     try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        return ChangeRequest.model_validate(body)
+    except ValidationError as error:
+        raise UnexpectedObject(
+            f"the API server returned an unexpected ChangeRequest: {error}"
+        ) from None
+
+
+def log_warning(text: str) -> None:
+    log.warning("API server warning: %s", text)
+
+
+class ChangeRequests:
+    """ChangeRequests read and written as the client's identity, parsed into the API model.
+
+    Writes go through `field_manager`; the API server's warnings go to `on_warning`.
+    """
+
+    plural = ChangeRequest.plural
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        field_manager: str = COMPONENT,
+        on_warning: Callable[[str], None] = log_warning,
+    ) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.field_manager = field_manager
+        self.on_warning = on_warning
+
+    def _warn(self, headers: Mapping[str, str] | None) -> None:
+        for text in warnings_in(headers):
+            self.on_warning(text)
+
+    def create(self, body: dict[str, Any]) -> ChangeRequest:
+        namespace = str(body["metadata"]["namespace"])
+        with translated():
+            created, _, headers = self.custom.create_namespaced_custom_object_with_http_info(
+                GROUP, VERSION, namespace, self.plural, body, field_manager=self.field_manager
+            )
+        self._warn(headers)
+        return parse_change(created)
+
+    def get(self, namespace: str, name: str) -> ChangeRequest:
+        with translated():
+            body = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, self.plural, name
+            )
+        return parse_change(body)
+
+    def find(self, namespace: str | None) -> list[ChangeRequest]:
+        """The ChangeRequests of a namespace, or of every namespace when it is None."""
+        with translated():
+            if namespace is None:
+                body = self.custom.list_cluster_custom_object(GROUP, VERSION, self.plural)
+            else:
+                body = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, self.plural
+                )
+        return [parse_change(item) for item in ObjectList.model_validate(body).items]
+
+    def patch(self, change: ChangeRequest, operations: list[dict[str, Any]]) -> ChangeRequest:
+        """Apply a JSON patch (RFC 6902) to the change's spec or metadata."""
+        with translated():
+            patched, _, headers = self.custom.patch_namespaced_custom_object_with_http_info(
+                GROUP,
+                VERSION,
+                change.metadata.namespace or "",
+                self.plural,
+                change.metadata.name or "",
+                operations,
+                field_manager=self.field_manager,
+                _content_type=JSON_PATCH,
+            )
+        self._warn(headers)
+        return parse_change(patched)
+
+    def watch(
+        self, change: ChangeRequest, timeout_seconds: int
+    ) -> Generator[ChangeRequest | None, None, None]:
+        """The change each time it is written, from its resourceVersion, for up to
+        `timeout_seconds`; None when it is deleted. Ends when the server closes the
+        watch, or when the resourceVersion is too old (the caller reads again)."""
+        watcher = watch.Watch()
+        try:
+            with translated("lost the watch on the API server"):
+                for event in watcher.stream(
+                    self.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    change.metadata.namespace or "",
+                    self.plural,
+                    field_selector=f"metadata.name={change.metadata.name or ''}",
+                    resource_version=change.metadata.resource_version,
+                    timeout_seconds=timeout_seconds,
+                    _request_timeout=timeout_seconds + 10,
+                ):
+                    yield None if event["type"] == "DELETED" else parse_change(event["raw_object"])
+        except Gone:
+            return
+        finally:
+            watcher.stop()
+
+
+# -- the operator's reads and writes --------------------------------------------
 
 
 class KubeAdapter:
+    """The operator's reads and writes of Events, its own kinds and pods, as dicts."""
+
     def __init__(self, api: client.ApiClient, instance: str) -> None:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
@@ -129,33 +411,27 @@ class KubeAdapter:
             count=1,
         )
         try:
-            self.core.create_namespaced_event(namespace, event)
-        except client.ApiException as error:
-            log.warning(
-                "could not post event %s on %s: %s", reason, involved.get("name"), error.reason
-            )
+            with translated():
+                self.core.create_namespaced_event(namespace, event)
+        except KubeError as error:  # an Event is a courtesy; the decision stands without it
+            log.warning("could not post event %s on %s: %s", reason, involved.get("name"), error)
 
     def list_service_on_calls(self) -> list[dict[str, Any]]:
-        result = cast(
-            dict[str, Any],
-            self.custom.list_cluster_custom_object(GROUP, VERSION, "serviceoncalls"),
-        )
-        return list(result.get("items", []))
+        return self.list_cluster_objects("serviceoncalls")
 
     # -- controller writes ------------------------------------------------------
 
     def read_change_request(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return cast(
-                dict[str, Any],
-                self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "changerequests", name
-                ),
-            )
-        except client.ApiException as error:
-            if error.status == 404:
-                return None
-            raise kube_error(error) from error
+            with translated():
+                return cast(
+                    dict[str, Any],
+                    self.custom.get_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "changerequests", name
+                    ),
+                )
+        except NotFound:
+            return None
 
     def patch_status(
         self,
@@ -165,51 +441,52 @@ class KubeAdapter:
         status: dict[str, Any],
         resource_version: str | None = None,
     ) -> None:
-        """Merge-patch the status subresource; with a resourceVersion, only if nothing changed since."""
+        """Merge-patch the status subresource; with a resourceVersion, only if nothing
+        changed since (Conflict otherwise)."""
         body: dict[str, Any] = {"status": status}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        try:
+        with translated():
             self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, plural, name, body
             )
-        except client.ApiException as error:
-            raise kube_error(error) from error
 
     def create_cluster_object(self, plural: str, body: dict[str, Any]) -> bool:
         """Create a cluster-scoped object; False when it already exists (a retry)."""
         try:
-            self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
-        except client.ApiException as error:
-            if error.status == 409:
-                return False
-            raise
+            with translated():
+                self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
+        except Conflict:
+            return False
         return True
 
     def create_namespaced_object(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
         """Create an object; False when it already exists or its namespace is going away."""
         try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
-        except client.ApiException as error:
-            if error.status == 409 or (
-                error.status == 403 and "being terminated" in str(error.body)
-            ):
+            with translated():
+                self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+        except Conflict:
+            return False
+        except Forbidden as error:
+            if "being terminated" in error.message:
                 return False
             raise
         return True
 
     def list_cluster_objects(self, plural: str) -> list[dict[str, Any]]:
-        result = cast(
-            dict[str, Any], self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
-        )
+        with translated():
+            result = cast(
+                dict[str, Any], self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
+            )
         return list(result.get("items", []))
 
     def delete_cluster_object(self, plural: str, name: str) -> None:
+        """Delete a cluster-scoped object; one already gone is no error."""
         try:
-            self.custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
+            with translated():
+                self.custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
+        except NotFound:
+            pass
 
     def image_digests(
         self, namespace: str, selector: dict[str, str], template_hash: str | None
@@ -219,7 +496,8 @@ class KubeAdapter:
         if template_hash:
             labels["pod-template-hash"] = template_hash
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        pods = self.core.list_namespaced_pod(namespace, label_selector=label_selector).items
+        with translated():
+            pods = self.core.list_namespaced_pod(namespace, label_selector=label_selector).items
         digests: dict[str, str] = {}
         for pod in pods:
             for container in (pod.status.container_statuses or []) if pod.status else []:

@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from changegate.adapters.kube import ChangeRequests
 from changegate.api.v1alpha1 import Approval, ApprovalDecision, ChangeRequest
-from changegate.cli.cluster import ChangeRequests, Connection
+from changegate.cli.cluster import Connection, append_approval, cancel, cluster_errors
 from changegate.cli.draft import (
     RequestOptions,
     TargetRef,
@@ -80,8 +81,8 @@ def request_change(args: argparse.Namespace, connection: Connection) -> None:
     if args.dry_run:
         print(dump(manifest(draft), OutputFormat.YAML))
         return
-    changes = ChangeRequests(connection.api)
-    created = changes.create(draft)
+    changes = connection.changes()
+    created = changes.create(manifest(draft))
     print(created.metadata.name, flush=True)
     follow_if_asked(args, changes, created)
 
@@ -89,10 +90,10 @@ def request_change(args: argparse.Namespace, connection: Connection) -> None:
 def decide_change(
     args: argparse.Namespace, connection: Connection, decision: ApprovalDecision
 ) -> None:
-    changes = ChangeRequests(connection.api)
+    changes = connection.changes()
     change = changes.get(chosen_namespace(args, connection), args.name)
     approval = Approval(decision=decision, comment=args.comment)
-    decided = changes.append_approval(change, approval)
+    decided = append_approval(changes, change, approval)
     recorded = decided.spec.approvals[-1] if decided.spec.approvals else approval
     verb = "approved" if decision is ApprovalDecision.APPROVED else "rejected"
     print(
@@ -111,14 +112,14 @@ def reject_change(args: argparse.Namespace, connection: Connection) -> None:
 
 
 def cancel_change(args: argparse.Namespace, connection: Connection) -> None:
-    changes = ChangeRequests(connection.api)
+    changes = connection.changes()
     change = changes.get(chosen_namespace(args, connection), args.name)
-    cancelled = changes.cancel(change)
+    cancelled = cancel(changes, change)
     print(f"changerequest/{cancelled.metadata.name} cancelled")
 
 
 def show_change(args: argparse.Namespace, connection: Connection) -> None:
-    changes = ChangeRequests(connection.api)
+    changes = connection.changes()
     change = follow_if_asked(
         args, changes, changes.get(chosen_namespace(args, connection), args.name)
     )
@@ -127,7 +128,7 @@ def show_change(args: argparse.Namespace, connection: Connection) -> None:
 
 def list_changes(args: argparse.Namespace, connection: Connection) -> None:
     scope = None if args.all_namespaces else chosen_namespace(args, connection)
-    found = ChangeRequests(connection.api).find(scope)
+    found = connection.changes().find(scope)
     selected = [
         c
         for c in found
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit code."""
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args, Connection(args.kubeconfig, args.context))
+        with cluster_errors():
+            COMMANDS[args.command](args, Connection(args.kubeconfig, args.context))
     except CommandError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return int(error.code)

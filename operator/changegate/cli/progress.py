@@ -14,8 +14,9 @@ from collections.abc import Callable
 from contextlib import closing
 from typing import TextIO
 
+from changegate.adapters.kube import ChangeRequests
 from changegate.api.v1alpha1 import TERMINAL_PHASES, ChangePhase, ChangeRequest
-from changegate.cli.cluster import ChangeRequests, name_of, namespace_of
+from changegate.cli.cluster import name_of, namespace_of
 from changegate.cli.errors import CommandError, ExitCode
 from changegate.cli.summary import Progress
 from changegate.cli.table import human_duration
