@@ -229,7 +229,6 @@ class Login:
                     config_file=self.kubeconfig,
                     context=self.context,
                     client_configuration=configuration,
-                    persist_config=False,
                 )
         return client.ApiClient(configuration)
 
