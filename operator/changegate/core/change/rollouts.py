@@ -187,6 +187,16 @@ def with_rollout(change: ChangeRequest, seen: Observation, record: str | None) -
     return [*kept, entry][-32:]
 
 
+def _lead_time(seen: Observation, change: ChangeRequest | None) -> int | None:
+    """Seconds from the change's commit to a successful rollout's finish, when known."""
+    source = change.spec.source if change else None
+    if not source or not source.commit_time or seen.finished is None:
+        return None
+    if seen.result is not FinalResult.SUCCEEDED:
+        return None
+    return seconds_between(source.commit_time, seen.finished)
+
+
 def evidence(
     seen: Observation,
     change: ChangeRequest | None,
@@ -202,10 +212,7 @@ def evidence(
         ContainerImage(container=c, image=i, digest=digests.get(c))
         for c, i in sorted(seen.images.items())
     ]
-    lead_time = None
     source = change.spec.source if change else None
-    if source and source.commit_time and seen.result is FinalResult.SUCCEEDED:
-        lead_time = seconds_between(source.commit_time, seen.finished)
     return DeploymentRecord(
         metadata=ObjectMeta(name=seen.key, labels={"changegate.io/service": service}),
         spec=DeploymentRecordSpec(
@@ -235,7 +242,7 @@ def evidence(
             start_time=seen.admitted,
             finish_time=seen.finished,
             result=seen.result,
-            lead_time_seconds=lead_time,
+            lead_time_seconds=_lead_time(seen, change),
         ),
     )
 
