@@ -12,6 +12,7 @@ from changegate.core.oncall.schedule import (
     Reason,
     Source,
     incident_manager_schedule,
+    on_call_now,
     service_schedule,
     upcoming,
     who_is_on_call,
@@ -290,3 +291,26 @@ def test_a_service_schedule_ignores_the_named_incident_manager() -> None:
 def test_an_unknown_time_zone_is_a_schedule_error() -> None:
     with pytest.raises(ScheduleError, match="Mars/Olympus"):
         service_schedule(on_call(rotation(), zone="Mars/Olympus"))
+
+
+def test_the_status_shows_the_first_person_on_call_and_until_when() -> None:
+    swap = override("dave", utc("2025-01-07T10:00"), utc("2025-01-07T14:00"), replaces="bob")
+    schedule = service_schedule(on_call(rotation(), overrides=[swap]))
+
+    by_rotation = on_call_now(who_is_on_call(schedule, utc("2025-01-07T09:00")))
+    by_override = on_call_now(who_is_on_call(schedule, utc("2025-01-07T12:00")))
+
+    assert by_rotation is not None
+    assert (by_rotation.user, by_rotation.rotation, by_rotation.override) == (
+        "bob",
+        "primary",
+        False,
+    )
+    assert by_rotation.until_time == utc("2025-01-07T10:00")
+    assert by_override is not None
+    assert (by_override.user, by_override.rotation, by_override.override) == (
+        "dave",
+        "primary",
+        True,
+    )
+    assert on_call_now(who_is_on_call(service_schedule(on_call()), utc("2025-01-07T12:00"))) is None

@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from changegate.api.v1alpha1.serviceoncall import Coverage, OnCall, Override
+from changegate.api.v1alpha1.serviceoncall import Coverage, OnCall, OnCallNow, Override
 from changegate.core.common import timestamp
 from changegate.core.oncall.rotation import RotationPlan
 from changegate.core.oncall.wallclock import as_utc
@@ -172,6 +172,19 @@ def upcoming(schedule: Schedule, at: dt.datetime, count: int) -> tuple[OnCallAns
         answers.append(who_is_on_call(schedule, moment))
         moment = answers[-1].until
     return tuple(answers)
+
+
+def on_call_now(answer: OnCallAnswer) -> OnCallNow | None:
+    """The ServiceOnCall status entry for an answer: its first person, or None for nobody."""
+    if answer.nobody:
+        return None
+    first = answer.entries[0]
+    return OnCallNow(
+        user=first.user,
+        rotation=first.rotation,
+        override=first.source is Source.OVERRIDE,
+        until_time=answer.until,
+    )
 
 
 def _view(schedule: Schedule, at: dt.datetime) -> _View:
