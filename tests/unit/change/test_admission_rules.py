@@ -87,7 +87,7 @@ def decide(
     service: ServicePolicy | None = None,
     changes: tuple[ChangeFacts, ...] = (),
 ) -> Decision | None:
-    return rule(Rollout.of(req, service, changes, NOW))
+    return rule(Rollout(req, service, changes, NOW))
 
 
 def outcome(decision: Decision | None) -> tuple[bool, Reason] | None:
@@ -389,7 +389,7 @@ def test_refuse(
 def test_near_miss(
     change: ChangeFacts, service: ServicePolicy, text: str | None, frozen: bool
 ) -> None:
-    miss = near_miss(Rollout.of(IMAGE_UPDATE, service, (change,), NOW), service, change)
+    miss = near_miss(Rollout(IMAGE_UPDATE, service, (change,), NOW), service, change)
 
     if text is None:
         assert miss is None

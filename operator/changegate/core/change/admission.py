@@ -92,43 +92,34 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Rollout:
-    """What every rule reads: the request, its service's policy, that service's changes, now."""
+    """What every rule reads: the request, its service's policy, the indexed changes, now."""
 
     request: WorkloadRequest
     service: ServicePolicy | None
-    # Changes of the service in the workload's namespace, by name: a change
-    # authorises only targets in its own namespace, and the first by name wins.
-    changes: tuple[ChangeFacts, ...]
+    changes: tuple[ChangeFacts, ...]  # as the index found them: any service, any order
     now: datetime
-
-    @classmethod
-    def of(
-        cls,
-        request: WorkloadRequest,
-        service: ServicePolicy | None,
-        changes: Iterable[ChangeFacts],
-        now: datetime,
-    ) -> Rollout:
-        namespace = request.new.namespace
-        ours = (
-            sorted(
-                (c for c in changes if c.service == service.service and c.namespace == namespace),
-                key=lambda c: c.name,
-            )
-            if service is not None
-            else ()
-        )
-        return cls(request, service, tuple(ours), now)
 
     @property
     def label(self) -> str:
         workload = self.request.new
         return f"{workload.kind}/{workload.name} in {workload.namespace}"
 
+    def ours(self) -> list[ChangeFacts]:
+        """The service's changes in the workload's namespace, by name.
+
+        A change authorises only targets in its own namespace, and the first by name wins.
+        Computed when a rule asks, not up front: most requests are not rollouts.
+        """
+        if self.service is None:
+            return []
+        service, namespace = self.service.service, self.request.new.namespace
+        ours = [c for c in self.changes if c.service == service and c.namespace == namespace]
+        return sorted(ours, key=lambda c: c.name)
+
     def targeting(self) -> list[ChangeFacts]:
-        """The changes that name this workload as a target, by name."""
+        """Our changes that name this workload as a target, by name."""
         workload = self.request.new
-        return [c for c in self.changes if c.target(workload.kind, workload.name) is not None]
+        return [c for c in self.ours() if c.target(workload.kind, workload.name) is not None]
 
 
 Rule = Callable[[Rollout], Decision | None]
@@ -296,7 +287,7 @@ def decide_rollout(
     now: datetime,
 ) -> Decision:
     """Allow or deny a workload request in a namespace, and say why."""
-    rollout = Rollout.of(request, service, changes, now)
+    rollout = Rollout(request, service, tuple(changes), now)
     return next(decision for rule in RULES if (decision := rule(rollout)) is not None)
 
 
@@ -445,7 +436,7 @@ def _rolled_back_to(rollout: Rollout) -> ChangeFacts | None:
     """
     request = rollout.request
     workload = request.new
-    deployed = [c for c in rollout.changes if (workload.kind, workload.name) in c.deployed]
+    deployed = [c for c in rollout.ours() if (workload.kind, workload.name) in c.deployed]
     # Comparing whole templates costs more than the rest of the decision: do it last.
     if not deployed or not only_images_changed(request.old, workload):
         return None
