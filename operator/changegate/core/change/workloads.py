@@ -100,7 +100,9 @@ def _without_images(template: Mapping[str, Any]) -> str:
 def _without_hash_labels(template: Mapping[str, Any]) -> Mapping[str, Any]:
     """The template without the labels controllers add, copied only where they are."""
     metadata = template.get("metadata")
-    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict):
+        return template
+    labels = metadata.get("labels")
     if not isinstance(labels, dict) or not any(k in labels for k in HASH_LABELS):
         return template
     kept = {k: v for k, v in labels.items() if k not in HASH_LABELS}

@@ -122,11 +122,14 @@ class ChangeAdmission:
     def service_on_call(self, review: Review) -> Verdict:
         """Approvers, emergency groups and production change only by governance."""
         if review.operation == "DELETE":
-            if self.state.terminating(review.namespace):
-                # The namespace's own deletion must never hang on us.
-                return Verdict(True)
             deleted = must_parse(ServiceOnCall, review.old_object)
-            return review_service_on_call(deleted, None, review.user, self.state.authorities)
+            return review_service_on_call(
+                deleted,
+                None,
+                review.user,
+                self.state.authorities,
+                namespace_terminating=self.state.terminating(review.namespace),
+            )
         new = must_parse(ServiceOnCall, review.object)
         old = parse(ServiceOnCall, review.old_object)
         return review_service_on_call(old, new, review.user, self.state.authorities)
