@@ -176,7 +176,7 @@ def test_an_override_puts_someone_on_call_when_nobody_else_is() -> None:
             "2025-01-13T10:00",
             Reason.OUTSIDE_COVERAGE,
             "2025-01-14T09:00",
-            "holiday",
+            "no rotation's coverage",
         ),
     ],
 )

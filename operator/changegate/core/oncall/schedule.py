@@ -247,13 +247,9 @@ def _nobody(schedule: Schedule, at: dt.datetime) -> _View:
     if all(start > at for start in starts):
         first = timestamp(min(starts))
         return _View((), Reason.NOT_STARTED, f"nobody is on call: rotations start at {first}")
-    day = "a holiday" if _is_holiday(schedule.hours, at) else "a time"
-    message = f"nobody is on call: it is {day} that no rotation's coverage includes"
+    # The message names no day (holiday or not): it must change only where the answer can.
+    message = "nobody is on call: no rotation's coverage includes this time"
     return _View((), Reason.OUTSIDE_COVERAGE, message)
-
-
-def _is_holiday(hours: WorkingCalendar, at: dt.datetime) -> bool:
-    return at.astimezone(hours.zone).date() in hours.holidays
 
 
 def _describe(entries: tuple[OnCallEntry, ...]) -> str:
