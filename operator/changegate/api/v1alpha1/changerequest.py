@@ -133,7 +133,11 @@ class ChangeSource(ApiModel):
     )
     promoted_from: Promotion | None = Field(
         default=None,
-        description="The pre-production rollout this change was raised from automatically.",
+        description=(
+            "Not filled yet: a change raised from a pre-production rollout carries the label"
+            " changegate.io/promoted-from instead. The pre-production rollout this change was"
+            " raised from automatically."
+        ),
     )
 
 
@@ -232,7 +236,8 @@ class ChangeRequestSpec(ApiModel):
         default=None, description="Why the change cannot wait; required for an Emergency change."
     )
     incident_ref: LocalObjectRef | None = Field(
-        default=None, description="The Incident this change answers, if any."
+        default=None,
+        description="Not acted on yet: recorded only. The Incident this change answers, if any.",
     )
     targets: list[ChangeTarget] = Field(
         min_length=1,
@@ -326,7 +331,11 @@ class ChangeRequestStatus(StatusModel):
         default=None, description="Seconds from the commit to the change completing."
     )
     external_ticket: ExternalTicket | None = Field(
-        default=None, description="Ticket mirroring the change in an external system."
+        default=None,
+        description=(
+            "Not filled yet: no external system is connected, the ChangeRequest is the ticket."
+            " Ticket mirroring the change in an external system."
+        ),
     )
     audit_trail: list[AuditEntry] = Field(
         default_factory=list,

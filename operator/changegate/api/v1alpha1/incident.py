@@ -79,6 +79,7 @@ class PageChannel(StrEnum):
     SLACK = "Slack"
     WEBHOOK = "Webhook"
     KUBERNETES = "Kubernetes"
+    SERVICE_NOW = "ServiceNow"
 
 
 class PageResult(StrEnum):
@@ -86,6 +87,7 @@ class PageResult(StrEnum):
 
     SENT = "Sent"
     FAILED = "Failed"
+    SKIPPED = "Skipped"
 
 
 class SourceAlert(ApiModel):
@@ -160,10 +162,13 @@ class Acknowledgement(ApiModel):
 
     user: UserName | None = Field(
         default=None,
-        description="Who acknowledged, as the API server authenticated them; set by the webhook.",
+        description=(
+            "Who acknowledged, as the API server authenticated them. Not stamped yet: the"
+            " webhook does not see Incidents, so this is what the writer typed."
+        ),
     )
     time: datetime | None = Field(
-        default=None, description="When it was acknowledged; set by the webhook."
+        default=None, description="When it was acknowledged. Not stamped yet by the webhook."
     )
     comment: Annotated[str, Field(max_length=1024)] | None = Field(
         default=None, description="What they are doing about it."
@@ -174,10 +179,14 @@ class Note(ApiModel):
     """A note on the incident. author and time are stamped by the admission webhook."""
 
     author: UserName | None = Field(
-        default=None, description="Who wrote the note; set by the webhook."
+        default=None,
+        description=(
+            "Who wrote the note. Not stamped yet: the webhook does not see Incidents, so this"
+            " is what the writer typed."
+        ),
     )
     time: datetime | None = Field(
-        default=None, description="When it was written; set by the webhook."
+        default=None, description="When it was written. Not stamped yet by the webhook."
     )
     text: Text = Field(min_length=1, description="The note.")
 
@@ -190,7 +199,11 @@ class Resolution(ApiModel):
     )
     note: Text = Field(min_length=1, description="What was done, for the record.")
     resolved_by: UserName | None = Field(
-        default=None, description="Who resolved it; set by the webhook, or changegate for alerts."
+        default=None,
+        description=(
+            "Who resolved it. Not stamped yet: the webhook does not see Incidents, so this is"
+            " what the writer typed."
+        ),
     )
     time: datetime | None = Field(default=None, description="When it was resolved.")
 
@@ -224,11 +237,18 @@ class IncidentSpec(ApiModel):
     description: Text | None = Field(default=None, description="What is known so far.")
     severity: Severity = Field(description="Critical, High, Medium or Low.")
     major: bool = Field(
-        default=False, description="Whether this is a major incident; pages the incident manager."
+        default=False,
+        description=(
+            "Whether this is a major incident. Not acted on yet: nobody is paged, the incident"
+            " manager included."
+        ),
     )
     freeze_changes: bool = Field(
         default=False,
-        description="Whether normal changes to the affected services are frozen while it is open.",
+        description=(
+            "Not acted on yet: no change is frozen. Whether normal changes to the affected"
+            " services are frozen while it is open."
+        ),
     )
     affected_services: list[DNSLabel] = Field(
         default_factory=list,
@@ -243,7 +263,11 @@ class IncidentSpec(ApiModel):
         default=None, description="The alert that opened the incident, when origin is Alert."
     )
     assignee: UserName | None = Field(
-        default=None, description="Who works on it; whoever is on call when not given."
+        default=None,
+        description=(
+            "Who works on it. Not acted on yet: when not given it stays empty (later: whoever"
+            " is on call)."
+        ),
     )
     acknowledgements: list[Acknowledgement] = Field(
         default_factory=list,
@@ -262,7 +286,9 @@ class Page(StatusModel):
     """One page or notice sent for the incident."""
 
     time: datetime = Field(description="When it was sent (RFC 3339).")
-    channel: PageChannel = Field(description="PagerDuty, Slack, Webhook or Kubernetes (an Event).")
+    channel: PageChannel = Field(
+        description="PagerDuty, Slack, Webhook, ServiceNow or Kubernetes (an Event)."
+    )
     user: UserName | None = Field(default=None, description="Who was paged, where known.")
     escalation_step: int = Field(
         default=0, ge=0, le=64, description="Escalation step that sent it, from 0."
@@ -270,7 +296,12 @@ class Page(StatusModel):
     dedup_key: Annotated[str, Field(max_length=255)] | None = Field(
         default=None, description="Deduplication key used with the paging system."
     )
-    result: PageResult = Field(description="Sent or Failed.")
+    result: PageResult = Field(
+        description="Sent, Failed, or Skipped (the channel had nothing to send to)."
+    )
+    attempts: int = Field(
+        default=1, ge=0, le=16, description="Requests made to the far side, retries included."
+    )
     message: Annotated[str, Field(max_length=1024)] | None = Field(
         default=None, description="Error or detail from the far side."
     )
@@ -363,7 +394,14 @@ class Incident(CustomResource):
     )
 
     kind: Literal["Incident"] = Field(default="Incident", description="Kind.")
-    spec: IncidentSpec = Field(description="What is wrong, how bad, and who is on it.")
+    spec: IncidentSpec = Field(
+        description=(
+            "Not acted on yet: the operator neither opens, pages, escalates, freezes nor"
+            " resolves Incidents; the API server checks the schema. What is wrong, how bad,"
+            " and who is on it."
+        )
+    )
     status: IncidentStatus = Field(
-        default_factory=IncidentStatus, description="What the operator observed."
+        default_factory=IncidentStatus,
+        description="Not filled yet: the operator writes nothing here. What the operator observed.",
     )

@@ -108,7 +108,9 @@ class Member(ApiModel):
     contacts: list[ContactMethod] = Field(
         default_factory=list,
         max_length=8,
-        description="How to reach the person, in order of preference.",
+        description=(
+            "Not acted on yet: nobody is paged. How to reach the person, in order of preference."
+        ),
     )
 
 
@@ -122,7 +124,10 @@ class Team(ApiModel):
     )
     product_manager: Member | None = Field(
         default=None,
-        description="Product manager of the service, who creates its ChangeTemplates.",
+        description=(
+            "Product manager of the service, who creates its ChangeTemplates; for people to"
+            " read: who may create ChangeTemplates is up to RBAC."
+        ),
     )
     members: list[Member] = Field(
         default_factory=list,
@@ -425,10 +430,15 @@ class OnCall(ApiModel):
         description="Temporary replacements that win over the rotations.",
     )
     escalation: Escalation | None = Field(
-        default=None, description="Who is paged, and when, until an incident is acknowledged."
+        default=None,
+        description=(
+            "Not acted on yet: nobody is paged. Who is paged, and when, until an incident is"
+            " acknowledged."
+        ),
     )
     incident_manager: Member | None = Field(
-        default=None, description="Person paged for a major incident."
+        default=None,
+        description="Not acted on yet: nobody is paged. Person paged for a major incident.",
     )
 
 
@@ -444,7 +454,11 @@ class PagerDutyIntegration(ApiModel):
 
     secret_ref: SecretKeyRef = Field(description="Secret key holding the 32-character routing key.")
     send_change_events: bool = Field(
-        default=True, description="Whether finished production rollouts are sent as change events."
+        default=True,
+        description=(
+            "Not acted on yet: nothing is sent. Whether finished production rollouts are sent"
+            " as change events."
+        ),
     )
 
 
@@ -476,15 +490,29 @@ class WebhookIntegration(ApiModel):
     secret_ref: SecretKeyRef = Field(
         description="Secret key holding the endpoint URL, which may carry a token."
     )
+    signing_secret_ref: SecretKeyRef = Field(
+        description=(
+            "Secret key holding the signing key: each request carries"
+            " X-Changegate-Signature: sha256=<hex HMAC-SHA256 of the raw body with it>."
+        )
+    )
 
 
 class Integrations(ApiModel):
     """External systems for this service; credentials only by Secret reference."""
 
-    pager_duty: PagerDutyIntegration | None = Field(default=None, description="PagerDuty.")
-    service_now: ServiceNowIntegration | None = Field(default=None, description="ServiceNow.")
-    slack: SlackIntegration | None = Field(default=None, description="Slack.")
-    webhook: WebhookIntegration | None = Field(default=None, description="Generic webhook.")
+    pager_duty: PagerDutyIntegration | None = Field(
+        default=None, description="Not acted on yet: nothing is sent to PagerDuty."
+    )
+    service_now: ServiceNowIntegration | None = Field(
+        default=None, description="Not acted on yet: nothing is mirrored to ServiceNow."
+    )
+    slack: SlackIntegration | None = Field(
+        default=None, description="Not acted on yet: nothing is posted to Slack."
+    )
+    webhook: WebhookIntegration | None = Field(
+        default=None, description="Not acted on yet: nothing is sent to the generic webhook."
+    )
 
 
 class ServiceOnCallSpec(ApiModel):
@@ -511,15 +539,29 @@ class ServiceOnCallSpec(ApiModel):
     change_policy: ChangePolicy = Field(
         default_factory=ChangePolicy, description="How changes are approved and admitted."
     )
-    on_call: OnCall = Field(default_factory=OnCall, description="On-call schedule and escalation.")
+    on_call: OnCall = Field(
+        default_factory=OnCall,
+        description=(
+            "Not acted on yet: the operator does not work out who is on call (status.onCall"
+            " stays empty) and pages nobody. On-call schedule and escalation."
+        ),
+    )
     dashboards: list[Link] = Field(
-        default_factory=list, max_length=16, description="Dashboards of the service."
+        default_factory=list,
+        max_length=16,
+        description="Dashboards of the service. Not used yet: kept for people to read.",
     )
     runbooks: list[Link] = Field(
-        default_factory=list, max_length=16, description="Runbooks of the service."
+        default_factory=list,
+        max_length=16,
+        description="Runbooks of the service. Not used yet: kept for people to read.",
     )
     integrations: Integrations = Field(
-        default_factory=Integrations, description="External systems for this service."
+        default_factory=Integrations,
+        description=(
+            "Not acted on yet: no external system is called; ChangeRequests are the tickets."
+            " External systems for this service."
+        ),
     )
 
     def production_namespaces(self) -> list[str]:
@@ -586,16 +628,21 @@ class ServiceOnCallStatus(StatusModel):
         default=None, description="The .metadata.generation this status was computed from."
     )
     conditions: list[Condition] = conditions_field()
-    on_call: OnCallNow | None = Field(default=None, description="Who is on call now.")
+    on_call: OnCallNow | None = Field(
+        default=None, description="Not filled yet: always empty. Who is on call now."
+    )
     environments: list[EnvironmentStatus] = Field(
         default_factory=list,
         max_length=16,
         description="What runs in each environment.",
         json_schema_extra=list_map("name"),
     )
-    dora: DoraMetrics | None = Field(default=None, description="DORA figures for production.")
+    dora: DoraMetrics | None = Field(
+        default=None, description="Not filled yet: always empty. DORA figures for production."
+    )
     last_incident: LocalObjectRef | None = Field(
-        default=None, description="The most recent Incident of the service."
+        default=None,
+        description="Not filled yet: always empty. The most recent Incident of the service.",
     )
 
 
