@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 class Role(StrEnum):
-    """The two processes of DESIGN.md, run from one image."""
+    """The two processes, run from one image; ARCHITECTURE.md says what each reads and writes."""
 
     CONTROLLER = "controller"
     WEBHOOK = "webhook"
