@@ -381,8 +381,11 @@ class KubeAdapter:
         message: str,
         type_: str = "Normal",
         action: str = "Admission",
-    ) -> None:
-        """Post a core/v1 Event about `involved` (apiVersion, kind, namespace, name, uid)."""
+    ) -> bool:
+        """Post a core/v1 Event about `involved` (apiVersion, kind, namespace, name, uid).
+
+        Whether it was posted: a caller that records its notices (pages) needs to know.
+        """
         now = datetime.datetime.now(datetime.UTC)
         namespace = involved.get("namespace") or "default"
         event = client.CoreV1Event(
@@ -414,6 +417,8 @@ class KubeAdapter:
                 self.core.create_namespaced_event(namespace, event)
         except KubeError as error:  # an Event is a courtesy; the decision stands without it
             log.warning("could not post event %s on %s: %s", reason, involved.get("name"), error)
+            return False
+        return True
 
     def list_service_on_calls(self) -> list[dict[str, Any]]:
         return self.list_cluster_objects("serviceoncalls")

@@ -1,0 +1,1 @@
+"""Tests of the notification channels and the message they carry."""
