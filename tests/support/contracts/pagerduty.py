@@ -291,6 +291,11 @@ class PagerDutyServer(ContractServer):
         self._recent: dict[str, deque[datetime.datetime]] = {}
         self.webhooks: WebhookSender | None = None
 
+    def stop(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.close()
+        super().stop()
+
     def error_body(self, status: int, message: str) -> Mapping[str, Any]:
         if status == 429:
             return {

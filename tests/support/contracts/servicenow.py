@@ -483,7 +483,7 @@ class ServiceNowServer(ContractServer):
     async def _new_change(
         self, request: web.Request, user: str, model: str, preset: Mapping[str, str]
     ) -> web.Response:
-        body = await self._body(request) if request.can_read_body else {}
+        body = await self._body(request) if request.body_exists else {}
         fields = self._checked("change_request", body)
         if fields.get("type", model) != model:
             raise ServiceNowError(
@@ -613,7 +613,7 @@ def _text(value: object) -> str:
 def _known_fields(
     server: ServiceNowServer, table: str, values: Mapping[str, str], person_edit: bool
 ) -> None:
-    unknown = sorted(set(values) - server.fields[table])
+    unknown = sorted(set(values) - server.fields[table] - SYSTEM_FIELDS)
     if unknown:
         raise ServiceNowError(
             400,
