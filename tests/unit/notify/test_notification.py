@@ -12,11 +12,12 @@ from changegate.core.incident.notification import (
     delivered,
     idempotency_key,
     page_entry,
+    page_for,
     page_text,
     recorded,
 )
 from changegate.core.ports import PageAction, PageLink, PageOutcome, SecretValue
-from tests.unit.notify.builders import T0, UID, page
+from tests.unit.notify.builders import T0, UID, incident, page
 
 
 def test_a_page_carries_the_incident_its_links_and_the_acknowledge_command() -> None:
@@ -139,3 +140,12 @@ def test_a_secret_value_never_prints_its_values() -> None:
         assert "signingKey" in text
     assert secret.get("signingKey") == "k3y"
     assert secret.get("missing") is None
+
+
+def test_a_callers_own_key_is_kept_and_otherwise_one_is_derived() -> None:
+    given = page_for(
+        incident(), action=PageAction.TRIGGER, step=1, user="bob", on_call="bob", now=T0, key="k-1"
+    )
+    derived = page(step=1, user="bob", on_call="bob")
+    assert given.idempotency_key == "k-1"
+    assert derived.idempotency_key == idempotency_key(UID, PageAction.TRIGGER, 1, "bob")

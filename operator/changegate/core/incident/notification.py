@@ -48,8 +48,13 @@ def page_for(
     user: str | None,
     on_call: str | None,
     now: dt.datetime,
+    key: str | None = None,
 ) -> Page:
-    """The page about `incident` for `user` (None: the channel itself, e.g. a team's Slack)."""
+    """The page about `incident` for `user` (None: the channel itself, e.g. a team's Slack).
+
+    `key` is the caller's idempotency key when it keeps one (escalation keys
+    each round, step and target); otherwise one is derived here.
+    """
     meta = incident.metadata
     uid, name, namespace = meta.uid or "", meta.name or "", meta.namespace or ""
     return Page(
@@ -67,7 +72,7 @@ def page_for(
         dashboards=_links(incident.status.dashboards),
         runbooks=_links(incident.status.runbooks),
         acknowledge_command=acknowledge_command(namespace, name),
-        idempotency_key=idempotency_key(uid, action, step, user),
+        idempotency_key=key or idempotency_key(uid, action, step, user),
         time=now,
     )
 
