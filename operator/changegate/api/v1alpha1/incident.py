@@ -35,7 +35,7 @@ from changegate.api.v1alpha1.common import (
     list_map,
     validations,
 )
-from changegate.api.v1alpha1.serviceoncall import Link
+from changegate.api.v1alpha1.serviceoncall import Escalation, EscalationTarget, Link
 
 
 class Severity(StrEnum):
@@ -307,6 +307,47 @@ class Page(StatusModel):
     )
 
 
+class EscalationOutcome(StrEnum):
+    """What one target of an escalation step came to."""
+
+    PAGED = "Paged"
+    NOBODY = "Nobody"
+
+
+class EscalationRecord(StatusModel):
+    """One target of one escalation step, handled: paged, or found nobody to page."""
+
+    cycle: int = Field(ge=0, le=5, description="Round of the policy, from 0 (it repeats).")
+    step: int = Field(ge=0, le=7, description="Step of the policy, from 0.")
+    target: EscalationTarget = Field(description="Whom the step names.")
+    key: Annotated[str, Field(min_length=1, max_length=255)] = Field(
+        description="Idempotency key of the pages for this target (incident, cycle, step, target)."
+    )
+    outcome: EscalationOutcome = Field(
+        description="Paged, or Nobody: the target named nobody, so the escalation moved on."
+    )
+    time: datetime = Field(description="When the controller handled it (RFC 3339).")
+
+
+class IncidentEscalation(StatusModel):
+    """The escalation policy the incident follows, as it was when it triggered, and its progress."""
+
+    service: DNSLabel = Field(description="Service whose escalation policy this is.")
+    policy: Escalation | None = Field(
+        default=None,
+        description=(
+            "The service's escalation policy when the incident triggered; later edits do not"
+            " change it. None: the service had none, and its on-call is paged once."
+        ),
+    )
+    snapshot_time: datetime = Field(description="When the policy was copied (RFC 3339).")
+    records: list[EscalationRecord] = Field(
+        default_factory=list,
+        max_length=384,
+        description="Targets handled so far, oldest first; each (cycle, step, target) once.",
+    )
+
+
 class IncidentStatus(StatusModel):
     """The observed state of an Incident."""
 
@@ -337,6 +378,10 @@ class IncidentStatus(StatusModel):
         default_factory=list,
         max_length=64,
         description="Pages and notices sent, oldest first; the oldest entries drop off.",
+    )
+    escalation: IncidentEscalation | None = Field(
+        default=None,
+        description="The escalation policy as it was when the incident triggered, and its progress.",
     )
     external_ticket: ExternalTicket | None = Field(
         default=None, description="Ticket mirroring the incident in an external system."
