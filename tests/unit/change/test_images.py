@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from changegate.core.change.images import ImageRef, image_matches
+from changegate.core.change.images import ImageRef, image_matches, normalise
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
@@ -36,7 +36,8 @@ def test_parse(reference: str, repository: str, tag: str | None, digest: str | N
     [
         pytest.param(f"{REPO}:1.42.0", f"{REPO}:1.42.0", None, True, id="same-tag"),
         pytest.param(f"{REPO}:1.42.0", f"{REPO}:1.42.1", None, False, id="other-tag"),
-        pytest.param(f"{REPO}:1.42.0", f"{REPO}:1.42.0@{A}", None, True, id="tag-pinned"),
+        # A digest the change did not declare: the tag cannot say which digest was reviewed.
+        pytest.param(f"{REPO}:1.42.0", f"{REPO}:1.42.0@{A}", None, False, id="tag-pinned"),
         pytest.param(f"{REPO}:1.42.0", f"{REPO}@{A}", None, False, id="tag-vs-digest-only"),
         pytest.param(f"{REPO}:1.42.0", f"{REPO}-evil:1.42.0", None, False, id="other-repo"),
         pytest.param(f"{REPO}:1.42.0", "evil.example.com/api:1.42.0", None, False, id="registry"),
@@ -55,6 +56,49 @@ def test_parse(reference: str, repository: str, tag: str | None, digest: str | N
     ],
 )
 def test_image_matches(
+    expected: str, actual: str, expected_digest: str | None, matches: bool
+) -> None:
+    assert image_matches(expected, actual, expected_digest) is matches
+
+
+@pytest.mark.parametrize(
+    ("reference", "normalised"),
+    [
+        pytest.param("nginx", "docker.io/library/nginx:latest", id="bare-name"),
+        pytest.param("nginx:1.27", "docker.io/library/nginx:1.27", id="name-and-tag"),
+        pytest.param("docker.io/library/nginx:latest", "docker.io/library/nginx:latest", id="full"),
+        pytest.param("index.docker.io/library/nginx", "docker.io/library/nginx:latest", id="index"),
+        pytest.param("DOCKER.IO/library/nginx", "docker.io/library/nginx:latest", id="host-case"),
+        pytest.param("team/app:2", "docker.io/team/app:2", id="hub-user"),
+        pytest.param(f"{REPO}:1.42.0", f"{REPO}:1.42.0", id="registry"),
+        pytest.param(
+            "Registry.Example.com/a/b", "registry.example.com/a/b:latest", id="lower-host"
+        ),
+        pytest.param("localhost/app", "localhost/app:latest", id="localhost"),
+        pytest.param("localhost:5000/app:1", "localhost:5000/app:1", id="port"),
+        pytest.param(f"nginx@{A}", f"docker.io/library/nginx@{A}", id="digest-no-latest"),
+        pytest.param(f"nginx:1@{A}", f"docker.io/library/nginx:1@{A}", id="tag-and-digest"),
+    ],
+)
+def test_normalise(reference: str, normalised: str) -> None:
+    assert str(normalise(reference)) == normalised
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "expected_digest", "matches"),
+    [
+        pytest.param("nginx", "docker.io/library/nginx:latest", None, True, id="hub-short"),
+        pytest.param("index.docker.io/library/nginx:latest", "nginx", None, True, id="hub-index"),
+        pytest.param("nginx", "nginx:1.27", None, False, id="latest-vs-tag"),
+        pytest.param("nginx:1", "docker.io/nginx:1", None, True, id="library-implied"),
+        pytest.param("nginx:1", "evil/nginx:1", None, False, id="other-hub-user"),
+        pytest.param(f"{REPO}:1", "REGISTRY.example.com/payments/api:1", None, True, id="host"),
+        pytest.param("nginx:1", f"nginx:1@{A}", A, True, id="declared-digest"),
+        pytest.param("nginx:1", f"nginx:1@{B}", A, False, id="other-digest"),
+        pytest.param("nginx:1", f"nginx:1@{B}", None, False, id="undeclared-digest"),
+    ],
+)
+def test_image_matches_normalised(
     expected: str, actual: str, expected_digest: str | None, matches: bool
 ) -> None:
     assert image_matches(expected, actual, expected_digest) is matches

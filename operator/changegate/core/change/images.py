@@ -1,7 +1,8 @@
 """Image references: parsing and the match rule between a declared and a running image.
 
 A change declares images per container; a rollout matches when every new
-image equals the declared one by tag or by digest. Pure functions only.
+image equals the declared one by tag or by digest. References are normalised
+(`normalise`) before any comparison. Pure functions only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ class ImageRef:
             return cls(rest[:colon], rest[colon + 1 :], digest or None)
         return cls(rest, None, digest or None)
 
+    def normalised(self) -> ImageRef:
+        """The same image as the container runtime names it (see `normalise`)."""
+        host, slash, path = self.repository.partition("/")
+        if not slash or not _is_registry_host(host):
+            host, path = DEFAULT_REGISTRY, self.repository
+        host = host.lower()
+        if host in DOCKER_HUB_ALIASES:
+            host = DEFAULT_REGISTRY
+        if host == DEFAULT_REGISTRY and "/" not in path:
+            path = f"library/{path}"
+        tag = self.tag or (None if self.digest else DEFAULT_TAG)
+        return ImageRef(f"{host}/{path}", tag, self.digest)
+
     def __str__(self) -> str:
         text = self.repository
         if self.tag:
@@ -36,22 +50,38 @@ class ImageRef:
         return text
 
 
+DEFAULT_REGISTRY = "docker.io"
+DOCKER_HUB_ALIASES = frozenset({"index.docker.io", "registry-1.docker.io"})
+DEFAULT_TAG = "latest"
+
+
+def _is_registry_host(component: str) -> bool:
+    """The first path component names a registry when it looks like a host (as Docker reads it)."""
+    return "." in component or ":" in component or component.lower() == "localhost"
+
+
+def normalise(reference: str) -> ImageRef:
+    """A reference in full: registry (lowercased, docker.io by default), path, tag, digest.
+
+    `nginx`, `docker.io/library/nginx:latest` and `index.docker.io/library/nginx:latest`
+    are one image; a reference without tag or digest means the tag `latest`.
+    """
+    return ImageRef.parse(reference).normalised()
+
+
 def image_matches(expected: str, actual: str, expected_digest: str | None = None) -> bool:
     """Whether the running reference `actual` is the image a change declared.
 
-    Same repository, and: the digests agree when both are known, or else the
-    tags agree. A declared digest (in the reference or beside it) must be met
-    by the same digest; a declared tag alone is met by that tag, pinned or not.
+    Same repository once both are normalised, and: a declared digest (in the
+    reference or beside it) is met only by the same digest; a declared tag
+    alone is met by that tag without a digest. A digest the change did not
+    declare is refused: the tag cannot say which digest was reviewed.
     """
-    want = ImageRef.parse(expected)
-    got = ImageRef.parse(actual)
+    want = normalise(expected)
+    got = normalise(actual)
     if want.repository != got.repository:
         return False
     digest = want.digest or expected_digest
     if digest:
-        if got.digest:
-            return got.digest == digest
-        return False
-    if want.tag is None:
-        return got.tag in (None, "latest") and got.digest is None
-    return got.tag == want.tag
+        return got.digest == digest
+    return got.digest is None and got.tag == want.tag
