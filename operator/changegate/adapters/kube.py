@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -509,3 +509,27 @@ class KubeAdapter:
                 if "@sha256:" in image_id:
                     digests[container.name] = image_id.split("@", 1)[1]
         return digests
+
+    def may(
+        self,
+        username: str,
+        groups: Iterable[str],
+        attributes: Mapping[str, str],
+    ) -> bool:
+        """Whether the API server's authorizer lets that user do this (a SubjectAccessReview).
+
+        `attributes` are a resourceAttributes of the review (verb, group, resource,
+        namespace). Raises KubeError when the review cannot be made.
+        """
+        review = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=username,
+                groups=sorted(groups),
+                resource_attributes=client.V1ResourceAttributes(**attributes),
+            )
+        )
+        with translated():
+            answered = client.AuthorizationV1Api(self.core.api_client).create_subject_access_review(
+                review
+            )
+        return bool(answered.status and answered.status.allowed)

@@ -462,8 +462,8 @@ ACTIVE = change_template(active=True)
         ),
         pytest.param(
             ACTIVE, change_template(active=True, summary="wider"), CHANGE_MANAGER, True,
-            "Deactivated", True,
-            id="edit-by-a-change-manager-deactivates-too",
+            "Reactivated", False,
+            id="edit-by-a-change-manager-activates-it-anew",
         ),
         pytest.param(
             ACTIVE, ACTIVE, REQUESTER, True, "Accepted", False,
@@ -490,7 +490,7 @@ def test_review_change_template(
     if deactivated:
         assert verdict.patch == [{"op": "replace", "path": "/spec/active", "value": False}]
         assert "no longer active" in verdict.warnings[0]
-    elif reason == "Activated":
+    elif reason in ("Activated", "Reactivated"):
         # Who activated it, and when, is stamped from the authenticated user.
         stamped = jsonpatch.apply_patch(new.to_json() | {"metadata": {"name": "t"}}, verdict.patch)
         assert stamped["metadata"]["annotations"]["changegate.io/activated-by"] == user.username
@@ -537,16 +537,16 @@ GOVERNANCE_EDITS = {
     "production-moved": edited(
         environments=[{"name": "production", "namespace": "payments-prod-2", "production": True}]
     ),
-}
-TEAM_EDITS = {
-    "team-members": edited(team__members=[{"user": "product-dev-3"}]),
-    "on-call": edited(onCall__timeZone="UTC"),
     "staging-environment": edited(
         environments=[
             *SOC.to_json()["spec"]["environments"],
             {"name": "qa", "namespace": "payments-qa"},
         ]
     ),
+}
+TEAM_EDITS = {
+    "team-members": edited(team__members=[{"user": "product-dev-3"}]),
+    "on-call": edited(onCall__timeZone="UTC"),
 }
 UNGOVERNED_SOC = ServiceOnCall.model_validate(
     SOC.to_json()
@@ -561,7 +561,7 @@ UNGOVERNED_SOC = ServiceOnCall.model_validate(
     ("old", "new", "user", "allowed", "words"),
     [
         *(
-            pytest.param(SOC, new, TEAMMATE, False, ("may change approvers",), id=f"team-{what}")
+            pytest.param(SOC, new, TEAMMATE, False, ("may change spec.",), id=f"team-{what}")
             for what, new in GOVERNANCE_EDITS.items()
         ),
         *(
@@ -581,7 +581,8 @@ UNGOVERNED_SOC = ServiceOnCall.model_validate(
         ),
         pytest.param(SOC, None, CHANGE_MANAGER, True, (), id="change-manager-delete"),
         pytest.param(
-            None, SOC, TEAMMATE, False, ("may create a ServiceOnCall that names its own",),
+            None, SOC, TEAMMATE, False,
+            ("may create a ServiceOnCall that declares spec.changePolicy.approvers",),
             id="team-create-naming-approvers",
         ),
         pytest.param(

@@ -100,12 +100,14 @@ def test_the_chains_run_in_this_order() -> None:
 
     assert names(CREATE_RULES) == [
         "raised_by_operator",
+        "review_state_on_create",
         "requester_is_the_writer",
         "no_approvals_on_create",
         "emergency_by_its_group",
         "stamp_requester",
     ]
     assert names(UPDATE_RULES) == [
+        "review_state_by_change_managers",
         "requester_immutable",
         "immutable_fields",
         "approvals_append_only",
@@ -125,12 +127,17 @@ def test_the_chains_run_in_this_order() -> None:
     assert names(TEMPLATE_RULES) == [
         "only_change_managers_activate",
         "stamp_activation",
-        "activation_stamp_kept",
         "edit_deactivates",
+        "change_manager_edit_reactivates",
+        "activation_stamp_kept",
         "accept",
     ]
     assert names(SERVICE_RULES) == [
         "namespace_going_away",
+        "service_name_unique",
+        "namespace_listed_once",
+        "production_of_one_service",
+        "claims_need_rights",
         "governance_untouched",
         "by_governance",
         "adds_governance_only",
@@ -412,7 +419,7 @@ def stamped(changed: ChangeTemplate, by: str) -> ChangeTemplate:
             id="stamp-kept",
         ),
         pytest.param(
-            edit_deactivates, template(ACTIVE, WIDER, CHANGE_MANAGER), (True, "Deactivated"),
+            edit_deactivates, template(ACTIVE, WIDER, REQUESTER), (True, "Deactivated"),
             id="spec-edit-of-an-active-template",
         ),
         pytest.param(
@@ -515,8 +522,8 @@ def test_service_rules(
     ("old", "changed", "what"),
     [
         pytest.param(SOC, None, "may delete a ServiceOnCall", id="delete"),
-        pytest.param(None, SOC, "may create a ServiceOnCall that names its own", id="create"),
-        pytest.param(SOC, MORE_APPROVALS, "may change approvers", id="update"),
+        pytest.param(None, SOC, "may create a ServiceOnCall that declares", id="create"),
+        pytest.param(SOC, MORE_APPROVALS, "may change spec.changePolicy", id="update"),
     ],
 )
 def test_refusal_says_what_was_attempted(

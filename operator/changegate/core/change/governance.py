@@ -8,7 +8,7 @@ or accept with the JSON patch that stamps identities and times. Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,7 +22,7 @@ from changegate.api.v1alpha1.changerequest import (
 )
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.common import ChangeType
-from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
+from changegate.api.v1alpha1.serviceoncall import ChangePolicy, ServiceOnCall
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
 from changegate.core.common import User, timestamp
 
@@ -41,6 +41,9 @@ class Authorities:
     def may_govern(self, user: User) -> bool:
         return user.in_any(self.change_manager_groups | self.platform_admin_groups)
 
+    def is_platform_admin(self, user: User) -> bool:
+        return user.in_any(self.platform_admin_groups)
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -58,6 +61,8 @@ IMMUTABLE = ("service", "type", "targets", "window", "source")
 # Who activated a ChangeTemplate, and when: stamped by the webhook, read by the controller.
 ACTIVATED_BY = "changegate.io/activated-by"
 ACTIVATED_AT = "changegate.io/activated-at"
+# Labels and annotations under this key say whether an (emergency) change was reviewed.
+REVIEW = "changegate.io/review"
 
 
 def refuse(reason: str, message: str) -> Verdict:
@@ -90,6 +95,7 @@ class NewChange:
     user: User
     policy: ServicePolicy | None
     operator: bool
+    may_review: bool = False  # a change manager (or the operator): may set review state
 
 
 def raised_by_operator(new: NewChange) -> Verdict | None:
@@ -97,6 +103,32 @@ def raised_by_operator(new: NewChange) -> Verdict | None:
     if new.operator and not new.change.spec.approvals:
         return Verdict(True, reason="RaisedByOperator")
     return None
+
+
+def review_state(change: ChangeRequest) -> dict[tuple[str, str], str]:
+    """The review labels and annotations of a change (keys under changegate.io/review)."""
+    metadata = change.metadata
+    return {
+        (where, key): value
+        for where, values in (("label", metadata.labels), ("annotation", metadata.annotations))
+        for key, value in values.items()
+        if key == REVIEW or key.startswith(REVIEW + "-") or key.startswith(REVIEW + ".")
+    }
+
+
+def _review_refusal(user: User) -> Verdict:
+    return refuse(
+        "ReviewStateByChangeManagers",
+        f"the review state of a change (label or annotation {REVIEW}) is set only by change"
+        f" managers; {user.username} may not set, change or remove it",
+    )
+
+
+def review_state_on_create(new: NewChange) -> Verdict | None:
+    """Nobody but a change manager marks a change as reviewed, not even when raising it."""
+    if new.may_review or not review_state(new.change):
+        return None
+    return _review_refusal(new.user)
 
 
 def requester_is_the_writer(new: NewChange) -> Verdict | None:
@@ -134,6 +166,15 @@ def emergency_by_its_group(new: NewChange) -> Verdict | None:
     )
 
 
+def _flag_for_review(change: ChangeRequest) -> list[dict[str, Any]]:
+    """An emergency change raised by hand is reviewed after the fact, like a break-glass one."""
+    if change.spec.type is not ChangeType.EMERGENCY:
+        return []
+    if not change.metadata.labels:
+        return [{"op": "add", "path": "/metadata/labels", "value": {REVIEW: "required"}}]
+    return [{"op": "add", "path": "/metadata/labels/changegate.io~1review", "value": "required"}]
+
+
 def stamp_requester(new: NewChange) -> Verdict:
     return Verdict(
         True,
@@ -142,6 +183,7 @@ def stamp_requester(new: NewChange) -> Verdict:
             {"op": "add", "path": "/spec/requester", "value": new.user.username},
             # An empty list lets approvers append with a plain JSON patch ("/spec/approvals/-").
             {"op": "add", "path": "/spec/approvals", "value": []},
+            *_flag_for_review(new.change),
         ],
     )
 
@@ -160,6 +202,7 @@ class ChangeEdit:
     now: datetime
     facts: ChangeFacts  # of the old object
     phase: ChangePhase
+    may_review: bool = False  # a change manager (or the operator): may change review state
 
     @classmethod
     def of(
@@ -169,9 +212,11 @@ class ChangeEdit:
         user: User,
         policy: ServicePolicy | None,
         now: datetime,
+        may_review: bool = False,
     ) -> ChangeEdit:
         facts = ChangeFacts.from_model(old)
-        return cls(old, new, user, policy, now, facts, facts.effective_phase(policy))
+        phase = facts.effective_phase(policy)
+        return cls(old, new, user, policy, now, facts, phase, may_review)
 
     @property
     def added(self) -> list[Approval]:
@@ -182,6 +227,13 @@ class ChangeEdit:
         """The one approval this edit appends, if it appends exactly one."""
         added = self.added
         return added[0] if len(added) == 1 else None
+
+
+def review_state_by_change_managers(edit: ChangeEdit) -> Verdict | None:
+    """Whether an emergency change was reviewed is the change managers' to say."""
+    if edit.may_review or review_state(edit.old) == review_state(edit.new):
+        return None
+    return _review_refusal(edit.user)
 
 
 def requester_immutable(edit: ChangeEdit) -> Verdict | None:
@@ -331,12 +383,14 @@ def stamp_approval(edit: ChangeEdit) -> Verdict:
 # The reviews of a ChangeRequest, in order: the first rule that decides wins.
 CREATE_RULES: tuple[Callable[[NewChange], Verdict | None], ...] = (
     raised_by_operator,
+    review_state_on_create,
     requester_is_the_writer,
     no_approvals_on_create,
     emergency_by_its_group,
     stamp_requester,
 )
 UPDATE_RULES: tuple[Callable[[ChangeEdit], Verdict | None], ...] = (
+    review_state_by_change_managers,
     requester_immutable,
     immutable_fields,
     approvals_append_only,
@@ -364,16 +418,19 @@ def review_change_request(
     now: datetime,
     *,
     operator: bool = False,
+    may_review: bool = False,
 ) -> Verdict:
     """Stamp the requester and approvals; enforce segregation of duties and the frozen spec.
 
     The operator itself raises changes after the fact (a break-glass rollout's
     emergency change, a promotion from pre-production) on behalf of the person
-    who deployed: it alone may name a requester other than itself.
+    who deployed: it alone may name a requester other than itself. Only those
+    who `may_review` (change managers, the operator) touch the review state.
     """
     if operation == "CREATE" or old is None:
-        return first_verdict(CREATE_RULES, NewChange(new, user, policy, operator))
-    return first_verdict(UPDATE_RULES, ChangeEdit.of(old, new, user, policy, now))
+        return first_verdict(CREATE_RULES, NewChange(new, user, policy, operator, may_review))
+    edit = ChangeEdit.of(old, new, user, policy, now, may_review)
+    return first_verdict(UPDATE_RULES, edit)
 
 
 # -- ChangeTemplate -------------------------------------------------------------
@@ -396,6 +453,18 @@ class TemplateEdit:
     @property
     def activating(self) -> bool:
         return self.new.spec.active and not self.was_active
+
+    @property
+    def spec_edited(self) -> bool:
+        """An active template stays active and its spec (apart from `active`) changed."""
+        if self.old is None or not (self.was_active and self.new.spec.active):
+            return False
+        before = self.old.spec.model_copy(update={"active": True}).to_json()
+        return before != self.new.spec.model_copy(update={"active": True}).to_json()
+
+    @property
+    def by_change_manager(self) -> bool:
+        return self.authorities.is_change_manager(self.user)
 
 
 def _set_annotations(
@@ -425,40 +494,46 @@ def only_change_managers_activate(edit: TemplateEdit) -> Verdict | None:
     )
 
 
-def stamp_activation(edit: TemplateEdit) -> Verdict | None:
-    """Who activated the template, and when, from the authenticated user."""
-    if not edit.activating:
-        return None
+def _activation_stamp(edit: TemplateEdit) -> list[dict[str, Any]]:
     wanted: dict[str, str | None] = {
         ACTIVATED_BY: edit.user.username,
         ACTIVATED_AT: timestamp(edit.now),
     }
-    patch = _set_annotations(edit.new.metadata.annotations, wanted)
-    return Verdict(True, reason="Activated", patch=patch)
+    return _set_annotations(edit.new.metadata.annotations, wanted)
 
 
-def activation_stamp_kept(edit: TemplateEdit) -> Verdict | None:
-    """Who activated the template is evidence: nobody edits it by hand."""
+def _stamp_kept(edit: TemplateEdit) -> list[dict[str, Any]]:
+    """Patch ops that put back the activation stamp the stored template carries."""
     old = edit.old.metadata.annotations if edit.old else {}
     kept = {k: old.get(k) for k in (ACTIVATED_BY, ACTIVATED_AT)}
     current = edit.new.metadata.annotations
     if all(current.get(k) == v for k, v in kept.items()):
+        return []
+    return _set_annotations(current, kept)
+
+
+def stamp_activation(edit: TemplateEdit) -> Verdict | None:
+    """Who activated the template, and when, from the authenticated user."""
+    if not edit.activating:
         return None
-    return Verdict(True, reason="StampRestored", patch=_set_annotations(current, kept))
+    return Verdict(True, reason="Activated", patch=_activation_stamp(edit))
+
+
+def activation_stamp_kept(edit: TemplateEdit) -> Verdict | None:
+    """Who activated the template is evidence: nobody edits it by hand."""
+    patch = _stamp_kept(edit)
+    return Verdict(True, reason="StampRestored", patch=patch) if patch else None
 
 
 def edit_deactivates(edit: TemplateEdit) -> Verdict | None:
-    """Any edit of an active template's spec deactivates it until a change manager looks again."""
-    if edit.old is None or not (edit.was_active and edit.new.spec.active):
-        return None
-    before = edit.old.spec.model_copy(update={"active": True}).to_json()
-    after = edit.new.spec.model_copy(update={"active": True}).to_json()
-    if before == after:
+    """An edit of an active template's spec by anyone but a change manager deactivates it,
+    whatever else the same write does (the activation stamp is put back as it was)."""
+    if not edit.spec_edited or edit.by_change_manager:
         return None
     return Verdict(
         True,
         reason="Deactivated",
-        patch=[{"op": "replace", "path": "/spec/active", "value": False}],
+        patch=[{"op": "replace", "path": "/spec/active", "value": False}, *_stamp_kept(edit)],
         warnings=(
             "the template's spec changed, so it is no longer active; a change manager"
             " must activate it again",
@@ -466,12 +541,21 @@ def edit_deactivates(edit: TemplateEdit) -> Verdict | None:
     )
 
 
+def change_manager_edit_reactivates(edit: TemplateEdit) -> Verdict | None:
+    """A change manager's edit of an active template activates it anew, as them, now:
+    the controller records the (new) selector scope for the new activation."""
+    if not edit.spec_edited:
+        return None
+    return Verdict(True, reason="Reactivated", patch=_activation_stamp(edit))
+
+
 # The review of a ChangeTemplate, in order: the first rule that decides wins.
 TEMPLATE_RULES: tuple[Callable[[TemplateEdit], Verdict | None], ...] = (
     only_change_managers_activate,
     stamp_activation,
-    activation_stamp_kept,
     edit_deactivates,
+    change_manager_edit_reactivates,
+    activation_stamp_kept,
     accept,
 )
 
@@ -484,11 +568,29 @@ def review_change_template(
     authorities: Authorities,
     now: datetime,
 ) -> Verdict:
-    """Only a change manager activates a template; any other edit of its spec deactivates it."""
+    """Only a change manager activates a template; anyone else's edit of its spec deactivates it."""
     return first_verdict(TEMPLATE_RULES, TemplateEdit(old, new, user, authorities, now))
 
 
 # -- ServiceOnCall --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What the webhook found out about the namespaces and service name a write claims.
+
+    Gathered by the handler (from its ServiceOnCall cache and SubjectAccessReviews)
+    for what the write newly claims; ServiceOnCalls of namespaces being deleted
+    do not count.
+    """
+
+    # "namespace/name" of other ServiceOnCalls that declare the same service name.
+    same_service: tuple[str, ...] = ()
+    # namespace -> "namespace/name" of another ServiceOnCall whose production it is
+    # (claimed as any environment), or that lists it (claimed as production).
+    taken: Mapping[str, str] = field(default_factory=dict)
+    # Newly claimed namespaces where the writer may not update Deployments.
+    without_rights: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,19 +602,83 @@ class ServiceEdit:
     user: User
     authorities: Authorities
     namespace_terminating: bool
+    claims: Claims = Claims()
 
 
-def _governance(soc: ServiceOnCall | None) -> dict[str, Any]:
-    """The fields of a ServiceOnCall that only governance may change."""
-    if soc is None:
-        return {}
-    policy = soc.spec.change_policy
-    return {
-        "approvers": policy.approvers.to_json(),
-        "requiredApprovals": policy.required_approvals,
-        "emergencyGroups": sorted(policy.emergency_groups),
-        "production": sorted((e.name, e.namespace) for e in soc.spec.environments if e.production),
-    }
+# A new service's policy may be declared by its team when it is no weaker than this.
+DEFAULT_POLICY = ChangePolicy()
+
+
+def claimed_namespaces(old: ServiceOnCall | None, new: ServiceOnCall | None) -> dict[str, bool]:
+    """Namespace -> production, for what `new` claims that `old` did not (or not so)."""
+    before = {(e.namespace, e.production) for e in old.spec.environments} if old else set()
+    after = {(e.namespace, e.production) for e in new.spec.environments} if new else set()
+    return {namespace: production for namespace, production in after - before}
+
+
+def _policy_without_freezes(soc: ServiceOnCall) -> dict[str, Any]:
+    return soc.spec.change_policy.model_copy(update={"freezes": []}).to_json()
+
+
+def _environments(soc: ServiceOnCall) -> list[dict[str, Any]]:
+    return [e.to_json() for e in soc.spec.environments]
+
+
+def _weakened_freezes(old: ServiceOnCall, new: ServiceOnCall) -> list[str]:
+    """Names of freezes removed, shortened or narrowed to fewer change types."""
+    after = {f.name: f for f in new.spec.change_policy.freezes}
+    weakened = []
+    for freeze in old.spec.change_policy.freezes:
+        kept = after.get(freeze.name)
+        if (
+            kept is None
+            or kept.start_time > freeze.start_time
+            or kept.end_time < freeze.end_time
+            or not set(freeze.change_types) <= set(kept.change_types)
+        ):
+            weakened.append(freeze.name)
+    return weakened
+
+
+def governed_fields_changed(old: ServiceOnCall, new: ServiceOnCall) -> list[str]:
+    """The governed fields an update changes; a freeze added or lengthened is no change."""
+    changed = []
+    before, after = _policy_without_freezes(old), _policy_without_freezes(new)
+    changed += [
+        f"spec.changePolicy.{k}"
+        for k in sorted(before.keys() | after.keys())
+        if before.get(k) != after.get(k)
+    ]
+    weakened = _weakened_freezes(old, new)
+    if weakened:
+        changed.append(
+            f"spec.changePolicy.freezes ({', '.join(weakened)}: removed or shortened;"
+            " a team may only add a freeze or lengthen one)"
+        )
+    if _environments(old) != _environments(new):
+        changed.append("spec.environments")
+    return changed
+
+
+def weaker_than_default(new: ServiceOnCall) -> list[str]:
+    """What a new ServiceOnCall declares beyond what its team may declare alone."""
+    policy = new.spec.change_policy
+    beyond = []
+    if policy.approvers.users or policy.approvers.groups:
+        beyond.append("spec.changePolicy.approvers")
+    if policy.emergency_groups:
+        beyond.append("spec.changePolicy.emergencyGroups")
+    if policy.approval_validity_seconds > DEFAULT_POLICY.approval_validity_seconds:
+        beyond.append(
+            "spec.changePolicy.approvalValiditySeconds (above"
+            f" {DEFAULT_POLICY.approval_validity_seconds})"
+        )
+    return beyond
+
+
+def _governors(authorities: Authorities) -> str:
+    groups = sorted(authorities.change_manager_groups | authorities.platform_admin_groups)
+    return f"change managers or platform administrators ({', '.join(groups)})"
 
 
 def namespace_going_away(edit: ServiceEdit) -> Verdict | None:
@@ -522,8 +688,65 @@ def namespace_going_away(edit: ServiceEdit) -> Verdict | None:
     return None
 
 
+def service_name_unique(edit: ServiceEdit) -> Verdict | None:
+    """Changes, templates and records name the service: one ServiceOnCall per name."""
+    if edit.new is None or not edit.claims.same_service:
+        return None
+    return refuse(
+        "ServiceNameTaken",
+        f"service {edit.new.spec.service.name} is already declared by ServiceOnCall"
+        f" {', '.join(edit.claims.same_service)}; service names are unique in the cluster",
+    )
+
+
+def namespace_listed_once(edit: ServiceEdit) -> Verdict | None:
+    """One entry per namespace: a second entry would decide which environment a rollout is."""
+    if edit.new is None:
+        return None
+    namespaces = [e.namespace for e in edit.new.spec.environments]
+    twice = sorted({ns for ns in namespaces if namespaces.count(ns) > 1})
+    if not twice:
+        return None
+    return refuse(
+        "NamespaceListedTwice",
+        f"spec.environments lists namespace {', '.join(twice)} more than once;"
+        " each namespace is one environment of a service",
+    )
+
+
+def production_of_one_service(edit: ServiceEdit) -> Verdict | None:
+    """A production namespace belongs to exactly one ServiceOnCall."""
+    if not edit.claims.taken:
+        return None
+    taken = "; ".join(
+        f"namespace {ns} is already claimed by ServiceOnCall {owner}"
+        for ns, owner in sorted(edit.claims.taken.items())
+    )
+    return refuse(
+        "NamespaceTaken",
+        f"{taken}: a namespace is production for at most one ServiceOnCall, and no other"
+        " ServiceOnCall lists it",
+    )
+
+
+def claims_need_rights(edit: ServiceEdit) -> Verdict | None:
+    """Claiming a namespace needs the right to deploy there, or a platform administrator."""
+    missing = edit.claims.without_rights
+    if not missing or edit.authorities.is_platform_admin(edit.user):
+        return None
+    return refuse(
+        "NoRightsInNamespace",
+        f"{edit.user.username} may not update Deployments in namespace"
+        f" {', '.join(sorted(missing))}, so may not claim it as an environment; a platform"
+        f" administrator ({', '.join(sorted(edit.authorities.platform_admin_groups))}) may",
+    )
+
+
 def governance_untouched(edit: ServiceEdit) -> Verdict | None:
-    return Verdict(True) if _governance(edit.old) == _governance(edit.new) else None
+    """An update that leaves policy and environments alone (or only adds or lengthens freezes)."""
+    if edit.old is None or edit.new is None:
+        return None
+    return None if governed_fields_changed(edit.old, edit.new) else Verdict(True)
 
 
 def by_governance(edit: ServiceEdit) -> Verdict | None:
@@ -531,14 +754,12 @@ def by_governance(edit: ServiceEdit) -> Verdict | None:
 
 
 def adds_governance_only(edit: ServiceEdit) -> Verdict | None:
-    """A new ServiceOnCall that names no approvers and no emergency groups only adds governance.
+    """A new ServiceOnCall no weaker than the defaults only adds governance.
 
-    Its production namespaces fall to the chart's default approvers.
+    It names no approvers (its production falls to the chart's default approvers),
+    no emergency groups, and keeps approvals valid no longer than the default.
     """
-    if edit.old is not None or edit.new is None:
-        return None
-    policy = edit.new.spec.change_policy
-    if policy.approvers.users or policy.approvers.groups or policy.emergency_groups:
+    if edit.old is not None or edit.new is None or weaker_than_default(edit.new):
         return None
     return Verdict(True)
 
@@ -547,21 +768,22 @@ def refuse_governance_change(edit: ServiceEdit) -> Verdict:
     if edit.new is None:
         what = "delete a ServiceOnCall, which takes its service out of governance"
     elif edit.old is None:
-        what = "create a ServiceOnCall that names its own approvers or emergency groups"
+        what = f"create a ServiceOnCall that declares {', '.join(weaker_than_default(edit.new))}"
     else:
-        what = "change approvers, required approvals, emergency groups or production environments"
-    authorities = edit.authorities
-    groups = sorted(authorities.change_manager_groups | authorities.platform_admin_groups)
+        what = f"change {', '.join(governed_fields_changed(edit.old, edit.new))}"
     return refuse(
         "GovernanceChange",
-        f"only change managers or platform administrators ({', '.join(groups)}) may {what};"
-        f" {edit.user.username} may not",
+        f"only {_governors(edit.authorities)} may {what}; {edit.user.username} may not",
     )
 
 
 # The review of a ServiceOnCall, in order: the first rule that decides wins.
 SERVICE_RULES: tuple[Callable[[ServiceEdit], Verdict | None], ...] = (
     namespace_going_away,
+    service_name_unique,
+    namespace_listed_once,
+    production_of_one_service,
+    claims_need_rights,
     governance_untouched,
     by_governance,
     adds_governance_only,
@@ -576,12 +798,14 @@ def review_service_on_call(
     authorities: Authorities,
     *,
     namespace_terminating: bool = False,
+    claims: Claims | None = None,
 ) -> Verdict:
-    """Approvers, emergency groups and production environments change only by governance.
+    """Change policy and environments change only by governance (a team may add or lengthen
+    a freeze); a service name and a production namespace belong to one ServiceOnCall.
 
     `new` is None on delete; a delete while the namespace terminates always passes.
     """
-    edit = ServiceEdit(old, new, user, authorities, namespace_terminating)
+    edit = ServiceEdit(old, new, user, authorities, namespace_terminating, claims or Claims())
     return first_verdict(SERVICE_RULES, edit)
 
 

@@ -43,7 +43,7 @@ def index_changes(body: dict[str, Any]) -> dict[Hashable, ChangeFacts]:
 
 
 def index_services(settings: Settings) -> Callable[[dict[str, Any]], dict[Hashable, ServicePolicy]]:
-    """By production namespace, and by ("service", name)."""
+    """By production namespace, by ("service", name) and by ("environment", namespace)."""
 
     def index(body: dict[str, Any]) -> dict[Hashable, ServicePolicy]:
         soc = parse_or_skip(ServiceOnCall, body)
@@ -52,6 +52,8 @@ def index_services(settings: Settings) -> Callable[[dict[str, Any]], dict[Hashab
         policy = ServicePolicy.from_model(soc, settings.change_manager_groups)
         keys: dict[Hashable, ServicePolicy] = {ns: policy for ns in policy.production_namespaces}
         keys[("service", policy.service)] = policy
+        # Every namespace it claims, so that no other ServiceOnCall takes it as production.
+        keys.update({("environment", e.namespace): policy for e in soc.spec.environments})
         return keys
 
     return index

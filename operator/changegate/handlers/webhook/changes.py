@@ -9,7 +9,7 @@ models at the boundary and turns each Verdict into an Answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -24,12 +24,14 @@ from changegate.core.change.governance import (
     review_deployment_record,
     review_service_on_call,
 )
+from changegate.handlers.webhook.claims import gather_claims
 from changegate.handlers.webhook.server import Answer, Handler, Review, Route
 from changegate.handlers.webhook.state import Clock, WebhookState, utc_now
 from changegate.metrics import ADMISSION_DECISIONS
 
 M = TypeVar("M", bound=BaseModel)
 Reviewer = Callable[[Review], Verdict]
+AsyncReviewer = Callable[[Review], Awaitable[Verdict]]
 GROUP = "changegate.io"
 WRITES = frozenset({"CREATE", "UPDATE"})
 ALL = frozenset({"CREATE", "UPDATE", "DELETE"})
@@ -73,7 +75,11 @@ class ChangeAdmission:
 
     def routes(self) -> list[Route]:
         def route(
-            plural: str, kind: str, reason: str, reviewer: Reviewer, ops: frozenset[str]
+            plural: str,
+            kind: str,
+            reason: str,
+            reviewer: Reviewer | AsyncReviewer,
+            ops: frozenset[str],
         ) -> Route:
             kinds = frozenset({(GROUP, kind)})
             return Route(f"/{plural}", reason, kinds, self._answering(reviewer), ops)
@@ -88,13 +94,15 @@ class ChangeAdmission:
         ]
 
     @staticmethod
-    def _answering(reviewer: Reviewer) -> Handler:
+    def _answering(reviewer: Reviewer | AsyncReviewer) -> Handler:
         async def handle(review: Review) -> Answer:
             if review.sub_resource:
                 # Status is the controller's to write; the chart's rules never send it here.
                 return Answer(True)
             try:
                 verdict = reviewer(review)
+                if not isinstance(verdict, Verdict):  # a reviewer that asks the API server
+                    verdict = await verdict
             except Unparsable as error:
                 return Answer(False, 400, str(error))
             return answer(verdict)
@@ -106,9 +114,17 @@ class ChangeAdmission:
         new = must_parse(ChangeRequest, review.object)
         old = parse(ChangeRequest, review.old_object)
         operator = review.user.username in self.state.authorities.operator_users
+        may_review = operator or self.state.authorities.is_change_manager(review.user)
         policy = self.state.service_named(new.spec.service)
         return review_change_request(
-            review.operation, old, new, review.user, policy, self.clock(), operator=operator
+            review.operation,
+            old,
+            new,
+            review.user,
+            policy,
+            self.clock(),
+            operator=operator,
+            may_review=may_review,
         )
 
     def change_template(self, review: Review) -> Verdict:
@@ -119,8 +135,9 @@ class ChangeAdmission:
             review.operation, old, new, review.user, self.state.authorities, self.clock()
         )
 
-    def service_on_call(self, review: Review) -> Verdict:
-        """Approvers, emergency groups and production change only by governance."""
+    async def service_on_call(self, review: Review) -> Verdict:
+        """Policy and environments change only by governance; names and namespaces are claimed
+        once, and only where the writer may deploy (asked of the API server)."""
         if review.operation == "DELETE":
             deleted = must_parse(ServiceOnCall, review.old_object)
             return review_service_on_call(
@@ -132,7 +149,8 @@ class ChangeAdmission:
             )
         new = must_parse(ServiceOnCall, review.object)
         old = parse(ServiceOnCall, review.old_object)
-        return review_service_on_call(old, new, review.user, self.state.authorities)
+        claims = await gather_claims(self.state, review.user, review.namespace, old, new)
+        return review_service_on_call(old, new, review.user, self.state.authorities, claims=claims)
 
     def deployment_record(self, review: Review) -> Verdict:
         """DeploymentRecords are written only by the operator's own identity."""
