@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from changegate.api.v1alpha1.changerequest import ChangePhase, ChangeRequest, ChangeRequestStatus
+from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.common import ConditionStatus, find_condition
 from changegate.core.change.facts import ServicePolicy
 from changegate.core.change.lifecycle import AUDIT_LIMIT, Fit, reconcile, template_fit
@@ -387,6 +388,17 @@ def standard(*targets: dict[str, Any]) -> ChangeRequest:
     return change_request(type="Standard", targets=list(targets) or None)
 
 
+def scoped(*workers: str) -> ChangeTemplate:
+    """The standard template, activated at NOW with these Deployments recorded in its scope."""
+    body = standard_template().to_json()
+    body["metadata"].setdefault("annotations", {})["changegate.io/activated-at"] = iso(NOW)
+    body["status"] = {
+        "scope": [{"kind": "Deployment", "name": w} for w in workers],
+        "scopeActivatedTime": iso(NOW),
+    }
+    return ChangeTemplate.model_validate(body)
+
+
 FIT_ROWS = [
     pytest.param(standard(), standard_template(), RUNNING, {}, NOW, True, "fits template payments-api-image-update: Roll out a new build", id="fits"),
     # The template itself.
@@ -414,12 +426,12 @@ FIT_ROWS = [
     pytest.param(standard(), standard_template(windows=[recurring_window(time_zone="Europe")]), RUNNING, {}, NOW, False, "time zone the operator does not know", id="time-zone-is-a-region"),
     # Scope: by name and by selector, of the right kind.
     pytest.param(standard(target(WORKER)), standard_template(), RUNNING_BOTH, {}, NOW, False, "Deployment/payments-worker is outside the scope of template", id="out-of-scope-by-name"),
-    pytest.param(standard(target(WORKER)), standard_template(), RUNNING_BOTH, {("Deployment", WORKER): PART_OF}, NOW, True, "fits", id="in-scope-by-selector"),
+    pytest.param(standard(target(WORKER)), scoped(WORKER), RUNNING_BOTH, {("Deployment", WORKER): PART_OF}, NOW, True, "fits", id="in-scope-by-selector"),
     pytest.param(standard(target(WORKER)), standard_template(), RUNNING_BOTH, {("Deployment", WORKER): {"app.kubernetes.io/part-of": "orders-api"}}, NOW, False, "outside the scope", id="out-of-scope-by-selector"),
     pytest.param(standard(target(WORKER, kind="StatefulSet")), standard_template(), {("StatefulSet", WORKER): {"api": OLD_IMAGE}}, {("StatefulSet", WORKER): PART_OF}, NOW, False, "StatefulSet/payments-worker is outside the scope", id="selector-of-another-kind"),
     pytest.param(standard(target(kind="StatefulSet")), standard_template(), {("StatefulSet", SERVICE): {"api": OLD_IMAGE}}, {}, NOW, False, "StatefulSet/payments-api is outside the scope", id="name-of-another-kind"),
     pytest.param(standard(target(), target(WORKER)), standard_template(), RUNNING_BOTH, {}, NOW, False, "Deployment/payments-worker is outside the scope", id="second-target-out-of-scope"),
-    pytest.param(standard(target(), target(WORKER)), standard_template(), RUNNING_BOTH, {("Deployment", WORKER): PART_OF}, NOW, True, "fits", id="both-targets-in-scope"),
+    pytest.param(standard(target(), target(WORKER)), scoped(WORKER), RUNNING_BOTH, {("Deployment", WORKER): PART_OF}, NOW, True, "fits", id="both-targets-in-scope"),
     # The kind of change: a new image of the same repository, or configuration only.
     pytest.param(standard(target(images={"api": SAME_REPO})), standard_template(), RUNNING, {}, NOW, True, "fits", id="image-update-same-repository"),
     pytest.param(standard(target(images={"api": f"{REGISTRY}/payments-api@sha256:{'c' * 64}"})), standard_template(), RUNNING, {}, NOW, True, "fits", id="image-update-by-digest"),
@@ -432,7 +444,7 @@ FIT_ROWS = [
     pytest.param(standard(target(images={"api": NEW_IMAGE})), standard_template(), {("Deployment", SERVICE): {"api": OLD_IMAGE, "proxy": "envoy:1.30.1"}}, {}, NOW, True, "fits", id="other-containers-kept"),
     # Nothing running to compare with.
     pytest.param(standard(), standard_template(), {}, {}, NOW, False, "Deployment/payments-api does not run yet, so nothing to compare", id="workload-not-running"),
-    pytest.param(standard(target(), target(WORKER)), standard_template(), RUNNING, {("Deployment", WORKER): PART_OF}, NOW, False, "Deployment/payments-worker does not run yet", id="second-workload-not-running"),
+    pytest.param(standard(target(), target(WORKER)), scoped(WORKER), RUNNING, {("Deployment", WORKER): PART_OF}, NOW, False, "Deployment/payments-worker does not run yet", id="second-workload-not-running"),
 ]  # fmt: skip
 
 

@@ -123,6 +123,15 @@ class ChangeTemplateSpec(ApiModel):
     )
 
 
+class ScopedWorkload(ApiModel):
+    """A workload a template's selector matched when the template was activated."""
+
+    kind: WorkloadKind = Field(
+        description="Kind of workload: Deployment, StatefulSet or DaemonSet."
+    )
+    name: ObjectName = Field(description="Name of the workload.")
+
+
 class ChangeTemplateStatus(StatusModel):
     """The observed state of a ChangeTemplate."""
 
@@ -135,6 +144,22 @@ class ChangeTemplateStatus(StatusModel):
     )
     activated_time: datetime | None = Field(
         default=None, description="When the template was activated (RFC 3339)."
+    )
+    scope: list[ScopedWorkload] = Field(
+        default_factory=list,
+        max_length=256,
+        description=(
+            "Workloads the template's selectors matched when it was activated: a selector"
+            " covers only these (and only while they still match), so a label added later"
+            " does not widen the template."
+        ),
+    )
+    scope_activated_time: datetime | None = Field(
+        default=None,
+        description=(
+            "The activation (its time, RFC 3339) the scope was recorded for; the scope counts"
+            " only while it matches the current activation."
+        ),
     )
     used_count: Count = Field(default=0, description="ChangeRequests approved by this template.")
     last_used_time: datetime | None = Field(

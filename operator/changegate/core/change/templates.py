@@ -3,7 +3,8 @@
 `template_fit` is the rule that approves a Standard change at once; the
 ChangeRequest reconcile (lifecycle) and promotion ask it. `template_status`
 and `template_usage` give the template's own status; usage is counted from
-the ChangeRequests that exist, never incremented, so it is level-based.
+the ChangeRequests that exist, never incremented, so it is level-based. A
+selector's scope is recorded in status at activation, and only it counts.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from changegate.api.v1alpha1.changerequest import ChangeRequest, ChangeTarget
 from changegate.api.v1alpha1.changetemplate import (
     ChangeTemplate,
     ChangeTemplateStatus,
+    ScopedWorkload,
     TemplateChange,
 )
-from changegate.api.v1alpha1.common import ChangeType, ConditionStatus, Weekday
+from changegate.api.v1alpha1.common import ChangeType, ConditionStatus, Weekday, WorkloadKind
 from changegate.core.change.images import ImageRef
 from changegate.core.common import next_condition, parse_time
 
@@ -79,6 +81,36 @@ def _template_refusal(
     return None
 
 
+def activation_time(template: ChangeTemplate) -> dt.datetime | None:
+    """When the template was last activated, as the webhook stamped it."""
+    return parse_time(template.metadata.annotations.get(ACTIVATED_AT))
+
+
+def _recorded_scope(template: ChangeTemplate) -> set[tuple[str, str]]:
+    """(kind, name) its selectors matched at the current activation; empty if not recorded."""
+    status = template.status
+    activated = activation_time(template)
+    if activated is None or status.scope_activated_time != activated:
+        return set()
+    return {(w.kind.value, w.name) for w in status.scope}
+
+
+def _in_scope(target: ChangeTarget, template: ChangeTemplate, labels: Mapping[str, str]) -> bool:
+    """By name; or by a selector that matched it at activation and still matches it."""
+    key = (target.kind.value, target.name)
+    return any(
+        w.kind == target.kind
+        and (
+            w.name == target.name
+            if w.name
+            else bool(
+                w.selector and key in _recorded_scope(template) and w.selector.matches(dict(labels))
+            )
+        )
+        for w in template.spec.workloads
+    )
+
+
 def _target_refusal(
     target: ChangeTarget,
     template: ChangeTemplate,
@@ -88,17 +120,11 @@ def _target_refusal(
     """Why one target of the change is not what the template covers, or None."""
     name = template.metadata.name
     key = (target.kind.value, target.name)
-    in_scope = any(
-        w.kind == target.kind
-        and (
-            w.name == target.name
-            if w.name
-            else bool(w.selector and w.selector.matches(dict(labels.get(key, {}))))
+    if not _in_scope(target, template, labels.get(key, {})):
+        return (
+            f"{target.kind.value}/{target.name} is outside the scope of template {name}"
+            " (its name, or the workloads its selectors matched when it was activated)"
         )
-        for w in template.spec.workloads
-    )
-    if not in_scope:
-        return f"{target.kind.value}/{target.name} is outside the scope of template {name}"
     current = running.get(key)
     if current is None:
         return f"{target.kind.value}/{target.name} does not run yet, so nothing to compare"
@@ -183,19 +209,46 @@ def template_usage(template: ChangeTemplate, changes: Iterable[ChangeRequest]) -
     return Usage(len(used), last.status.approved_time, last.metadata.name)
 
 
-def template_status(
-    template: ChangeTemplate, now: dt.datetime, usage: Usage | None = None
-) -> ChangeTemplateStatus:
-    """Whether a template counts now, who activated it (stamped by the webhook), its usage.
+def selector_matches(template: ChangeTemplate, workloads: WorkloadLabels) -> list[ScopedWorkload]:
+    """The workloads (of its namespace, by (kind, name) -> labels) its selectors match now."""
+    matched = {
+        (kind, name)
+        for (kind, name), labels in workloads.items()
+        for w in template.spec.workloads
+        if w.selector and w.kind.value == kind and w.selector.matches(dict(labels))
+    }
+    # Bounded like the status field; fewer workloads in scope only ever narrows it.
+    return [ScopedWorkload(kind=WorkloadKind(k), name=n) for k, n in sorted(matched)][:256]
 
-    Without `usage` the usage fields stay as they are.
+
+def _scope(template: ChangeTemplate, workloads: WorkloadLabels | None) -> dict[str, object]:
+    """The scope fields of status: recorded once per activation, cleared when inactive."""
+    activated = activation_time(template)
+    status = template.status
+    if not template.spec.active or activated is None:
+        return {"scope": [], "scope_activated_time": None}
+    if status.scope_activated_time == activated or workloads is None:
+        return {}
+    return {"scope": selector_matches(template, workloads), "scope_activated_time": activated}
+
+
+def template_status(
+    template: ChangeTemplate,
+    now: dt.datetime,
+    usage: Usage | None = None,
+    workloads: WorkloadLabels | None = None,
+) -> ChangeTemplateStatus:
+    """Whether a template counts now, who activated it (stamped by the webhook), its usage,
+    and the scope of its selectors, recorded from `workloads` at activation.
+
+    Without `usage` the usage fields stay as they are; without `workloads` the scope.
     """
     status = template.status
     generation = template.metadata.generation
     state, reason, message = _activity(template, now)
     active = template.spec.active
     activated_at = parse_time(template.metadata.annotations.get(ACTIVATED_AT))
-    update = {
+    update: dict[str, object] = {
         "observed_generation": generation,
         "conditions": [
             next_condition(status.conditions, ACTIVE, state, reason, message, generation, now)
@@ -205,6 +258,7 @@ def template_status(
         ),
         "activated_time": activated_at if active and activated_at else status.activated_time,
     }
+    update |= _scope(template, workloads)
     if usage is not None:
         update |= {
             "used_count": usage.count,

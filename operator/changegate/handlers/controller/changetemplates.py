@@ -1,4 +1,5 @@
-"""ChangeTemplates: status says whether the template counts, who activated it, how often used.
+"""ChangeTemplates: status says whether the template counts, who activated it, how often used,
+and which workloads its selectors matched when it was activated (its fixed scope).
 
 Usage is counted from the Standard changes that exist and were approved
 (core.change.templates.template_usage), never incremented: the template's
@@ -25,7 +26,8 @@ def template_patch(
     """The status patch the template needs now, or None."""
     namespace, name = template.metadata.namespace or "", template.metadata.name or ""
     usage = template_usage(template, indexes.changes_under(namespace, name))
-    wanted = template_status(template, state.clock(), usage).to_json()
+    workloads = indexes.workload_labels(namespace)
+    wanted = template_status(template, state.clock(), usage, workloads).to_json()
     return status_patch(template.status.to_json(), wanted)
 
 

@@ -233,6 +233,16 @@ class Indexes:
             for expires in store:
                 yield key, expires
 
+    def workload_labels(self, namespace: str) -> dict[tuple[str, str], dict[str, str]]:
+        """The labels of every workload of a namespace, by (kind, name): a selector's scope."""
+        labels: dict[tuple[str, str], dict[str, str]] = {}
+        for store in self.running.values():
+            for (ns, kind, name), found in store.items():
+                entry = next(iter(found), None)
+                if ns == namespace and entry is not None:
+                    labels[(kind, name)] = entry[1]
+        return labels
+
     def running_workloads(
         self, namespace: str, workloads: Iterable[tuple[str, str]]
     ) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], dict[str, str]]]:
