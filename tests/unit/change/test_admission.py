@@ -26,6 +26,7 @@ from changegate.core.change.admission import (
     decide_rollout,
 )
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
+from changegate.core.change.workloads import pod_template_hash
 from changegate.core.common import User
 from tests.unit.builders import (
     CHANGE_MANAGER,
@@ -58,6 +59,7 @@ from tests.unit.builders import (
 SIDECAR = "registry.example.com/platform/envoy:1.30.1"
 NEWER_IMAGE = f"{REGISTRY}/payments-api:1.43.0"
 BY_DIGEST = f"{REGISTRY}/payments-api@{DIGEST}"
+CONFIG_HASH = pod_template_hash(workload_body(env={"FEATURE_3DS22": "on"})["spec"]["template"])
 
 
 @dataclass(frozen=True)
@@ -248,14 +250,19 @@ APPROVED_ROWS = [
     row(
         "configuration-only-change-passes-when-images-stay",
         ALLOWED,
-        approved(targets=[target(images={})]),
+        # Beyond images, a change covers the pod template it declares (its hash).
+        approved(targets=[{**target(images={}), "podTemplateHash": CONFIG_HASH}]),
         req=update(env={"FEATURE_3DS22": "on"}),
     ),
     row(
         "init-container-image-declared-passes",
         ALLOWED,
         approved(targets=[target(images={"api": NEW_IMAGE, "migrate": NEW_IMAGE})]),
-        req=update(images={"api": NEW_IMAGE}, init_images={"migrate": NEW_IMAGE}),
+        req=update(
+            workload_body(init_images={"migrate": OLD_IMAGE}),
+            images={"api": NEW_IMAGE},
+            init_images={"migrate": NEW_IMAGE},
+        ),
     ),
 ]
 

@@ -24,6 +24,7 @@ from changegate.api.v1alpha1.common import (
     ContainerImage,
     Count,
     CustomResource,
+    Digest,
     DNSLabel,
     ExternalTicket,
     Level,
@@ -101,6 +102,19 @@ class ChangeTarget(ApiModel):
             " image; empty for a configuration-only change."
         ),
         json_schema_extra=list_map("container"),
+    )
+    pod_template_hash: Digest | None = Field(
+        default=None,
+        description=(
+            "The whole pod template the change rolls out, as sha256:<hex> of its canonical"
+            " JSON; `changegate request --from-file MANIFEST` computes it from the manifest"
+            " the pipeline applies. Canonical: the template without container images"
+            " (declared in images), the labels pod-template-hash and controller-revision-hash,"
+            " the kubectl.kubernetes.io/restartedAt annotation, metadata.creationTimestamp,"
+            " null values, and fields holding the API server's default; JSON with sorted"
+            " keys and no spaces. Without it the change covers images only: any other edit"
+            " of the template is refused."
+        ),
     )
 
 

@@ -234,6 +234,14 @@ class ChangePolicy(ApiModel):
             " passes without a new change (and is recorded). RequireChange: it needs a change."
         ),
     )
+    rollback_horizon_seconds: Seconds = Field(
+        default=30 * 24 * 3600,
+        description=(
+            "How long after a change's rollout finished a rollback may return to it: only to"
+            " the exact images (digests included where recorded) that rollout ran, and only"
+            " within this many seconds of its finishTime. Default 30 days."
+        ),
+    )
     restart: PassThrough = Field(
         default=PassThrough.ALLOW,
         description=(

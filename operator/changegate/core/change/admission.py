@@ -15,9 +15,16 @@ from datetime import datetime
 from enum import StrEnum
 
 from changegate.api.v1alpha1.changerequest import ChangePhase
+from changegate.core.change.coverage import rollback_source, template_problem
 from changegate.core.change.facts import ChangeFacts, FreezeFacts, ServicePolicy
 from changegate.core.change.images import image_matches
-from changegate.core.change.workloads import Workload, is_restart, is_rollout, only_images_changed
+from changegate.core.change.workloads import (
+    Workload,
+    is_restart,
+    is_rollout,
+    only_images_changed,
+    releases,
+)
 from changegate.core.common import User, timestamp
 
 BREAK_GLASS = "changegate.io/break-glass"
@@ -226,10 +233,14 @@ def approved_change(rollout: Rollout, service: ServicePolicy) -> Decision | None
 
 @governed
 def rollback(rollout: Rollout, service: ServicePolicy) -> Decision | None:
-    """Back to images a change already deployed here, when the policy allows it and no freeze."""
-    if not service.allow_rollback or rollout.request.old is None:
+    """Back to images a change already deployed here, when the policy allows it and no freeze.
+
+    Resuming or lowering a partition is no rollback: it releases a template, whatever its images.
+    """
+    old = rollout.request.old
+    if not service.allow_rollback or old is None or releases(old, rollout.request.new):
         return None
-    previous = _rolled_back_to(rollout)
+    previous = _rolled_back_to(rollout, service)
     if previous is None or service.freeze_at(rollout.now, previous.type) is not None:
         return None
     message = (
@@ -317,6 +328,9 @@ def near_miss(rollout: Rollout, service: ServicePolicy, change: ChangeFacts) -> 
     mismatches = image_mismatches(change, rollout.request.new, rollout.request.old)
     if mismatches:
         return NearMiss(f"{ref}: image mismatch: {'; '.join(mismatches)}")
+    template = template_beyond_declared(change, rollout.request)
+    if template:
+        return NearMiss(f"{ref}: {template}")
     freeze = service.freeze_at(rollout.now, change.type)
     if freeze:
         return NearMiss(f"{ref}: {_freeze_text(freeze)}", frozen=True)
@@ -346,6 +360,12 @@ def image_mismatches(
         if not image_matches(image, actual, digest):
             problems.append(f"container {container}: expected {image}, actual {actual}")
     return problems
+
+
+def template_beyond_declared(change: ChangeFacts, request: WorkloadRequest) -> str | None:
+    """An edit of the pod template the change does not declare (see core/change/coverage.py)."""
+    target = change.target(request.new.kind, request.new.name)
+    return None if target is None else template_problem(target, request.old, request.new)
 
 
 def _ungoverned(namespace: str) -> Decision:
@@ -428,8 +448,9 @@ def _fix_command(workload: Workload, service: ServicePolicy, pending: ChangeFact
     )
 
 
-def _rolled_back_to(rollout: Rollout) -> ChangeFacts | None:
-    """A change that already rolled these exact images out on this workload.
+def _rolled_back_to(rollout: Rollout, service: ServicePolicy) -> ChangeFacts | None:
+    """A change that already rolled these exact references out on this workload, within
+    the policy's rollback horizon.
 
     Only the images may move: the statuses record images, not whole pod templates,
     so any other edit of the template is a new change, not a rollback.
@@ -440,4 +461,8 @@ def _rolled_back_to(rollout: Rollout) -> ChangeFacts | None:
     # Comparing whole templates costs more than the rest of the decision: do it last.
     if not deployed or not only_images_changed(request.old, workload):
         return None
-    return next((c for c in deployed if not image_mismatches(c, workload, request.old)), None)
+    horizon = service.rollback_horizon_seconds
+    return next(
+        (c for c in deployed if rollback_source(c, workload, rollout.now, horizon) is not None),
+        None,
+    )

@@ -49,6 +49,8 @@ class ServicePolicy:
     allow_rollback: bool
     allow_restart: bool
     freezes: tuple[FreezeFacts, ...]
+    # spec.changePolicy.rollbackHorizonSeconds: how far back a rollback may go.
+    rollback_horizon_seconds: int = 30 * 24 * 3600
 
     @classmethod
     def from_model(
@@ -75,6 +77,7 @@ class ServicePolicy:
                 FreezeFacts(f.name, f.start_time, f.end_time, f.reason, frozenset(f.change_types))
                 for f in policy.freezes
             ),
+            rollback_horizon_seconds=policy.rollback_horizon_seconds,
         )
 
     def may_approve(self, user: User) -> bool:
@@ -92,6 +95,20 @@ class TargetFacts:
     kind: str
     name: str
     # (container, image, digest or None)
+    images: tuple[tuple[str, str, str | None], ...]
+    # spec.targets[].podTemplateHash: the whole template declared; None for images only.
+    pod_template_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedFacts:
+    """A rollout the change finished successfully: where, when, and the exact references."""
+
+    kind: str
+    name: str
+    # When it finished (its start when no finish was recorded: the horizon errs short).
+    finished: datetime
+    # (container, image, digest or None), as status.rollouts recorded them.
     images: tuple[tuple[str, str, str | None], ...]
 
 
@@ -115,6 +132,8 @@ class ChangeFacts:
     cancelled: bool
     # (kind, name) of workloads this change rolled out successfully.
     deployed: frozenset[tuple[str, str]]
+    # The same rollouts with their finish times and references, for rollbacks.
+    deployed_refs: tuple[DeployedFacts, ...] = ()
 
     @classmethod
     def from_model(cls, change: ChangeRequest) -> ChangeFacts:
@@ -137,7 +156,10 @@ class ChangeFacts:
             requester=spec.requester,
             targets=tuple(
                 TargetFacts(
-                    t.kind.value, t.name, tuple((i.container, i.image, i.digest) for i in t.images)
+                    t.kind.value,
+                    t.name,
+                    tuple((i.container, i.image, i.digest) for i in t.images),
+                    t.pod_template_hash,
                 )
                 for t in spec.targets
             ),
@@ -149,6 +171,16 @@ class ChangeFacts:
             cancelled=spec.cancel,
             deployed=frozenset(
                 (r.kind.value, r.name)
+                for r in status.rollouts
+                if r.result is RolloutResult.SUCCEEDED
+            ),
+            deployed_refs=tuple(
+                DeployedFacts(
+                    r.kind.value,
+                    r.name,
+                    r.finish_time or r.start_time,
+                    tuple((i.container, i.image, i.digest) for i in r.images),
+                )
                 for r in status.rollouts
                 if r.result is RolloutResult.SUCCEEDED
             ),

@@ -85,3 +85,19 @@ def image_matches(expected: str, actual: str, expected_digest: str | None = None
     if digest:
         return got.digest == digest
     return got.digest is None and got.tag == want.tag
+
+
+def is_deployed_reference(recorded: str, recorded_digest: str | None, actual: str) -> bool:
+    """Whether `actual` is exactly the reference a finished rollout ran, for a rollback.
+
+    Same normalised repository and tag; a digest in `actual` must be the one
+    recorded (in the reference or beside it), and a reference that was pinned
+    by digest stays pinned to it.
+    """
+    was = normalise(recorded)
+    got = normalise(actual)
+    if (was.repository, was.tag) != (got.repository, got.tag):
+        return False
+    if got.digest is not None:
+        return got.digest in (was.digest, recorded_digest)
+    return was.digest is None

@@ -7,10 +7,13 @@ after that reads these values, never the raw bodies.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from changegate.core.change.images import ImageRef
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 # Labels the workload controllers put on pod templates; no change of configuration.
@@ -28,6 +31,10 @@ class Workload:
     annotations: Mapping[str, str]
     template: Mapping[str, Any]
     images: Mapping[str, str] = field(default_factory=dict)
+    # A paused Deployment holds its template back; a StatefulSet updates only pods
+    # at or above its partition. Releasing either rolls pods out (see `releases`).
+    paused: bool = False
+    partition: int = 0
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], namespace: str | None = None) -> Workload:
@@ -41,11 +48,20 @@ class Workload:
             annotations=dict(metadata.get("annotations") or {}),
             template=template,
             images=container_images(template),
+            paused=bool((body.get("spec") or {}).get("paused")),
+            partition=partition_of(body),
         )
 
     def fingerprint(self) -> str:
         """A stable text of the pod template without what controllers add to it."""
         return template_fingerprint(self.template)
+
+
+def partition_of(body: Mapping[str, Any]) -> int:
+    """A StatefulSet's rolling-update partition (0, every pod, when unset)."""
+    strategy = (body.get("spec") or {}).get("updateStrategy") or {}
+    value = (strategy.get("rollingUpdate") or {}).get("partition")
+    return value if isinstance(value, int) else 0
 
 
 def container_images(template: Mapping[str, Any]) -> dict[str, str]:
@@ -109,9 +125,15 @@ def _without_hash_labels(template: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**template, "metadata": {**metadata, "labels": kept}}
 
 
+def releases(old: Workload, new: Workload) -> bool:
+    """Resuming a paused Deployment or lowering a StatefulSet's partition lets pods of the
+    template out that were held back: a rollout, though the template did not move."""
+    return (old.paused and not new.paused) or new.partition < old.partition
+
+
 def is_rollout(old: Workload | None, new: Workload) -> bool:
-    """Only a change of the pod template (or a new workload) rolls pods out."""
-    if old is None:
+    """A change of the pod template, a new workload, or a release of a held-back template."""
+    if old is None or releases(old, new):
         return True
     if old.template == new.template:
         return False  # the common case (scaling, metadata edits)
@@ -142,3 +164,123 @@ def only_images_changed(old: Workload | None, new: Workload) -> bool:
     if old is None:
         return False
     return _without_images(old.template) == _without_images(new.template)
+
+
+# -- the declared pod template ------------------------------------------------
+# The canonical form of a pod template, used by the CLI to compute a change's
+# spec.targets[].podTemplateHash from the manifest a pipeline applies, and by the
+# webhook on the object the API server admits. Both must agree, so it leaves out
+# what the API server or the controllers add and what is declared elsewhere:
+# container images (declared per container), controller hash labels, the
+# restartedAt stamp, metadata.creationTimestamp, null values, and fields that
+# hold the API server's default (below). Then JSON with sorted keys, compact.
+POD_SPEC_DEFAULTS: Mapping[str, Any] = {
+    "restartPolicy": "Always",
+    "terminationGracePeriodSeconds": 30,
+    "dnsPolicy": "ClusterFirst",
+    "securityContext": {},
+    "schedulerName": "default-scheduler",
+}
+CONTAINER_DEFAULTS: Mapping[str, Any] = {
+    "terminationMessagePath": "/dev/termination-log",
+    "terminationMessagePolicy": "File",
+    "resources": {},
+}
+PROBE_DEFAULTS: Mapping[str, Any] = {
+    "timeoutSeconds": 1,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "failureThreshold": 3,
+}
+CONTAINER_LISTS = ("initContainers", "containers")
+
+
+def canonical_template(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The pod template as a change declares it (see the comment above)."""
+    cleaned: dict[str, Any] = _without_nulls(template)
+    metadata = cleaned.get("metadata") or {}
+    metadata.pop("creationTimestamp", None)
+    for key, drop in (("labels", HASH_LABELS), ("annotations", (RESTARTED_AT,))):
+        values = metadata.get(key) or {}
+        for name in drop:
+            values.pop(name, None)
+        if key in metadata and not values:
+            del metadata[key]
+    if "metadata" in cleaned and not metadata:
+        del cleaned["metadata"]
+    pod_spec = cleaned.get("spec") or {}
+    _drop_defaults(pod_spec, POD_SPEC_DEFAULTS)
+    for key in CONTAINER_LISTS:
+        for container in pod_spec.get(key) or ():
+            _canonical_container(container)
+    for volume in pod_spec.get("volumes") or ():
+        for source in volume.values():
+            if isinstance(source, dict) and source.get("defaultMode") == 0o644:
+                del source["defaultMode"]
+    return cleaned
+
+
+def _canonical_container(container: dict[str, Any]) -> None:
+    image = ImageRef.parse(str(container.pop("image", "")))
+    # The API server's default: Always for `latest` (or no tag), else IfNotPresent.
+    latest = image.digest is None and image.tag in (None, "latest")
+    pull = "Always" if latest else "IfNotPresent"
+    _drop_defaults(container, {**CONTAINER_DEFAULTS, "imagePullPolicy": pull})
+    for port in container.get("ports") or ():
+        _drop_defaults(port, {"protocol": "TCP"})
+    for name in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = container.get(name)
+        if isinstance(probe, dict):
+            _drop_defaults(probe, PROBE_DEFAULTS)
+            _drop_defaults(probe.get("httpGet") or {}, {"scheme": "HTTP"})
+    for env in container.get("env") or ():
+        _drop_defaults(((env.get("valueFrom") or {}).get("fieldRef")) or {}, {"apiVersion": "v1"})
+
+
+def _drop_defaults(values: dict[str, Any], defaults: Mapping[str, Any]) -> None:
+    for key, default in defaults.items():
+        if key in values and values[key] == default:
+            del values[key]
+
+
+def _without_nulls(value: Any) -> Any:
+    """A deep copy without null values (a manifest's `key: null` is the key left out)."""
+    if isinstance(value, Mapping):
+        return {str(k): _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def pod_template_hash(template: Mapping[str, Any]) -> str:
+    """`sha256:<hex>` of the canonical JSON of a pod template: what a change declares."""
+    text = json.dumps(canonical_template(template), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def template_edits(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 5) -> list[str]:
+    """The paths where two pod templates differ in their canonical forms, at most `limit`.
+
+    Containers and volumes are named by their `name`, as in spec.containers[api].command.
+    """
+    paths: list[str] = []
+    _diff(canonical_template(old), canonical_template(new), "", paths)
+    return paths[:limit] + ([f"and {len(paths) - limit} more"] if len(paths) > limit else [])
+
+
+def _diff(old: Any, new: Any, path: str, paths: list[str]) -> None:
+    if old == new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(old.keys() | new.keys()):
+            _diff(old.get(key), new.get(key), f"{path}.{key}" if path else key, paths)
+    elif isinstance(old, list) and isinstance(new, list) and _named(old) and _named(new):
+        olds, news = {i["name"]: i for i in old}, {i["name"]: i for i in new}
+        for name in sorted(olds.keys() | news.keys()):
+            _diff(olds.get(name), news.get(name), f"{path}[{name}]", paths)
+    else:
+        paths.append(path)
+
+
+def _named(items: list[Any]) -> bool:
+    return all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items)
