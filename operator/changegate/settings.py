@@ -47,6 +47,23 @@ class Settings:
     retention_days: int = 400
     # Label that marks a namespace governed (narrows the webhook configuration).
     governed_label: str = "changegate.io/governed"
+    # The service (spec.service.name) of the organisation's incident-management ServiceOnCall:
+    # its schedule says who the incident manager on call is. Empty: each service's own
+    # onCall.incidentManager, if any.
+    incident_management_service: str = ""
+    # Alertmanager intake (controller role): an HTTPS receiver of webhook_config posts.
+    intake_enabled: bool = False
+    intake_address: str = "0.0.0.0"
+    intake_port: int = 9444
+    intake_cert_file: Path | None = None
+    intake_key_file: Path | None = None
+    # The Secret (in `namespace`) and key holding the bearer token Alertmanager sends.
+    intake_token_secret: str = "changegate-intake-token"
+    intake_token_key: str = "token"
+    # The alert label naming the service, and the service that takes unplaced alerts.
+    intake_service_label: str = "service"
+    intake_fallback_service: str = "unrouted-alerts"
+    intake_max_body_bytes: int = 32 * 1024 * 1024
 
     @classmethod
     def from_env(cls, role: Role, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,4 +97,23 @@ class Settings:
             instance=env.get("HOSTNAME", cls.instance),
             retention_days=int(env.get("CHANGEGATE_RETENTION_DAYS", cls.retention_days)),
             governed_label=env.get("CHANGEGATE_GOVERNED_LABEL", cls.governed_label),
+            incident_management_service=env.get(
+                "CHANGEGATE_INCIDENT_MANAGEMENT_SERVICE", cls.incident_management_service
+            ),
+            intake_enabled=env.get("CHANGEGATE_INTAKE_ENABLED", "").lower() in ("1", "true"),
+            intake_address=env.get("CHANGEGATE_INTAKE_ADDRESS", cls.intake_address),
+            intake_port=int(env.get("CHANGEGATE_INTAKE_PORT", cls.intake_port)),
+            intake_cert_file=path("CHANGEGATE_INTAKE_CERT_FILE"),
+            intake_key_file=path("CHANGEGATE_INTAKE_KEY_FILE"),
+            intake_token_secret=env.get("CHANGEGATE_INTAKE_TOKEN_SECRET", cls.intake_token_secret),
+            intake_token_key=env.get("CHANGEGATE_INTAKE_TOKEN_KEY", cls.intake_token_key),
+            intake_service_label=env.get(
+                "CHANGEGATE_INTAKE_SERVICE_LABEL", cls.intake_service_label
+            ),
+            intake_fallback_service=env.get(
+                "CHANGEGATE_INTAKE_FALLBACK_SERVICE", cls.intake_fallback_service
+            ),
+            intake_max_body_bytes=int(
+                env.get("CHANGEGATE_INTAKE_MAX_BODY_BYTES", cls.intake_max_body_bytes)
+            ),
         )

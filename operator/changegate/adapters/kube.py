@@ -10,6 +10,8 @@ Blocking calls; async callers run them with asyncio.to_thread.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import enum
 import json
@@ -533,3 +535,88 @@ class KubeAdapter:
                 review
             )
         return bool(answered.status and answered.status.allowed)
+
+    # -- the alert intake: Incidents and its token ----------------------------------
+
+    def list_incidents(self, label_selector: str) -> list[dict[str, Any]]:
+        """Incidents of every namespace matching a label selector, read live (not a cache)."""
+        with translated():
+            result = cast(
+                dict[str, Any],
+                self.custom.list_cluster_custom_object(
+                    GROUP, VERSION, "incidents", label_selector=label_selector
+                ),
+            )
+        return list(result.get("items", []))
+
+    def get_incident(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            with translated():
+                return cast(
+                    dict[str, Any],
+                    self.custom.get_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "incidents", name
+                    ),
+                )
+        except NotFound:
+            return None
+
+    def create_incident(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create an Incident; None when one of that name exists already (a retry's dedup)."""
+        try:
+            with translated():
+                return cast(
+                    dict[str, Any],
+                    self.custom.create_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "incidents", body
+                    ),
+                )
+        except Conflict:
+            return None
+
+    def patch_incident(
+        self, namespace: str, name: str, body: dict[str, Any], resource_version: str
+    ) -> dict[str, Any]:
+        """Merge-patch an Incident (spec, metadata) if nothing changed since (Conflict otherwise)."""
+        body = {
+            **body,
+            "metadata": {**body.get("metadata", {}), "resourceVersion": resource_version},
+        }
+        with translated():
+            return cast(
+                dict[str, Any],
+                self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "incidents", name, body
+                ),
+            )
+
+    def patch_incident_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str
+    ) -> dict[str, Any]:
+        """Merge-patch an Incident's status if nothing changed since (Conflict otherwise)."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        with translated():
+            return cast(
+                dict[str, Any],
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, "incidents", name, body
+                ),
+            )
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """The text under one key of a Secret; None when the Secret or key is missing.
+
+        Errors name the Secret, never its contents.
+        """
+        try:
+            with translated():
+                secret = self.core.read_namespaced_secret(name, namespace)
+        except NotFound:
+            return None
+        encoded = (secret.data or {}).get(key)
+        if encoded is None:
+            return None
+        try:
+            return base64.b64decode(encoded, validate=True).decode("utf-8").rstrip("\r\n")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
