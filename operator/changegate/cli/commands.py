@@ -12,6 +12,9 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+
+import yaml
 
 from changegate.adapters.kube import ChangeRequests
 from changegate.api.v1alpha1 import Approval, ApprovalDecision, ChangeRequest
@@ -26,6 +29,7 @@ from changegate.cli.draft import (
 )
 from changegate.cli.errors import CommandError, ExitCode
 from changegate.cli.formats import OutputFormat, dump, dump_change, dump_changes
+from changegate.cli.manifest import manifest_namespace, manifest_targets
 from changegate.cli.parser import build_parser
 from changegate.cli.pipeline import (
     SourceHints,
@@ -38,7 +42,20 @@ from changegate.cli.summary import describe_change
 from changegate.cli.table import change_table
 
 
-def request_options(args: argparse.Namespace, namespace: str) -> RequestOptions:
+def read_manifest(source: str) -> list[Any]:
+    """The YAML documents of --from-file (a path, or - for stdin)."""
+    try:
+        if source == "-":
+            return list(yaml.safe_load_all(sys.stdin))
+        with open(source, encoding="utf-8") as stream:
+            return list(yaml.safe_load_all(stream))
+    except (OSError, yaml.YAMLError) as error:
+        raise CommandError(f"--from-file {source}: {error}", ExitCode.USAGE) from None
+
+
+def request_options(
+    args: argparse.Namespace, namespace: str, documents: list[Any] | None = None
+) -> RequestOptions:
     """The request's flags as typed options, CI hints filling unset source flags."""
     flags = SourceHints(
         repository=args.repository,
@@ -65,6 +82,7 @@ def request_options(args: argparse.Namespace, namespace: str) -> RequestOptions:
         window_start=parse_time(args.window_start, "--window-start") if args.window_start else None,
         window_end=parse_time(args.window_end, "--window-end") if args.window_end else None,
         source=with_commit_time(flags.over(detect_source(os.environ)), read_git_commit_time),
+        declared=manifest_targets(documents, args.from_file) if documents is not None else (),
     )
 
 
@@ -77,7 +95,11 @@ def follow_if_asked(
 
 
 def request_change(args: argparse.Namespace, connection: Connection) -> None:
-    draft = draft_change(request_options(args, chosen_namespace(args, connection)), now())
+    documents = read_manifest(args.from_file) if args.from_file else None
+    namespace = chosen_namespace(args, connection)
+    if documents is not None and not args.namespace:
+        namespace = manifest_namespace(documents) or namespace
+    draft = draft_change(request_options(args, namespace, documents), now())
     if args.dry_run:
         print(dump(manifest(draft), OutputFormat.YAML))
         return

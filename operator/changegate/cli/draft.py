@@ -117,26 +117,33 @@ class RequestOptions:
     window_start: datetime | None = None
     window_end: datetime | None = None
     source: SourceHints = field(default_factory=SourceHints)
+    # Targets read from --from-file: images and pod template hash, as the manifest has them.
+    declared: tuple[ChangeTarget, ...] = ()
 
 
 def draft_change(options: RequestOptions, now: datetime) -> ChangeRequest:
     """The ChangeRequest to create; refuses early what the API server would refuse."""
     check_type_flags(options)
-    targets = options.targets or (TargetRef(WorkloadKind.DEPLOYMENT, options.service),)
+    declared = declared_targets(options)
+    targets = (
+        tuple(TargetRef(t.kind, t.name) for t in declared)
+        or options.targets
+        or (TargetRef(WorkloadKind.DEPLOYMENT, options.service),)
+    )
+    images = tuple(i for t in declared for i in t.images) or options.images
     source = draft_source(options.source)
     spec = validated(
         lambda: ChangeRequestSpec(
             service=options.service,
             type=options.change_type,
             template_ref=LocalObjectRef(name=options.template) if options.template else None,
-            summary=options.summary
-            or default_summary(options.service, targets, options.images, source),
+            summary=options.summary or default_summary(options.service, targets, images, source),
             description=options.description,
             risk=options.risk,
             impact=options.impact,
             backout_plan=options.backout_plan,
             emergency_reason=options.emergency_reason,
-            targets=[draft_target(t, options.images) for t in targets],
+            targets=list(declared) or [draft_target(t, options.images) for t in targets],
             window=draft_window(options.window_start, options.window_end, now),
             source=source,
         ),
@@ -170,6 +177,19 @@ def manifest(change: ChangeRequest) -> dict[str, Any]:
             exclude={"requester", "approvals", "cancel"},
         ),
     }
+
+
+def declared_targets(options: RequestOptions) -> tuple[ChangeTarget, ...]:
+    """The manifest's targets, narrowed to --target when given; --image cannot add to them."""
+    if not options.declared:
+        return ()
+    if options.images:
+        raise usage_error("--image and --from-file: the manifest already says every image")
+    wanted = {(t.kind, t.name) for t in options.targets}
+    chosen = tuple(t for t in options.declared if not wanted or (t.kind, t.name) in wanted)
+    if not chosen:
+        raise usage_error("--target names no workload of the --from-file manifest")
+    return chosen
 
 
 def draft_target(target: TargetRef, images: tuple[ContainerImage, ...]) -> ChangeTarget:

@@ -148,6 +148,13 @@ def add_request_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         metavar="TYPE",
         help="Standard, Normal or Emergency (default: Normal)",
     )
+    request.add_argument(
+        "--from-file",
+        metavar="MANIFEST",
+        help="the manifest the pipeline applies (YAML, - for stdin): its workloads become the"
+        " targets, with every image and the pod template's hash, so the change covers"
+        " exactly that template",
+    )
     request.add_argument("--template", help="the ChangeTemplate a Standard change follows")
     request.add_argument("--emergency-reason", help="why an Emergency change cannot wait")
     request.add_argument("--name", help="name of the ChangeRequest (default: <service>-<commit>)")
