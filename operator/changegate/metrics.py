@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 ADMISSION_DECISIONS = Counter(
     "changegate_admission_decisions_total",
@@ -72,4 +72,38 @@ INTAKE_REQUESTS = Counter(
     "Alertmanager posts to the intake, by result (accepted, unauthorized, too_large, invalid,"
     " unavailable).",
     ["result"],
+)
+INCIDENTS_OPENED = Counter(
+    "changegate_incidents_opened_total",
+    "Incidents the controller started to escalate, by service and severity.",
+    ["service", "severity"],
+)
+OPEN_INCIDENTS = Gauge(
+    "changegate_open_incidents",
+    "Incidents not resolved, by service.",
+    ["service"],
+)
+_RESPONSE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400)
+TIME_TO_ACKNOWLEDGE = Histogram(
+    "changegate_incident_time_to_acknowledge_seconds",
+    "From an incident opening to its first acknowledgement, in seconds.",
+    ["service"],
+    buckets=_RESPONSE_BUCKETS,
+)
+TIME_TO_RESOLVE = Histogram(
+    "changegate_incident_time_to_resolve_seconds",
+    "From an incident's alert starting to its resolution, in seconds.",
+    ["service"],
+    buckets=_RESPONSE_BUCKETS,
+)
+PAGES = Counter(
+    "changegate_pages_total",
+    "Pages sent for incidents, by channel (Kubernetes, Webhook, Slack) and result (Sent, Failed, Skipped).",
+    ["channel", "result"],
+)
+ALERT_TO_FIRST_PAGE = Histogram(
+    "changegate_alert_to_first_page_seconds",
+    "From an incident's alert starting (or the incident opening) to its first page, in seconds.",
+    ["service"],
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
 )

@@ -47,6 +47,10 @@ class Settings:
     retention_days: int = 400
     # Label that marks a namespace governed (narrows the webhook configuration).
     governed_label: str = "changegate.io/governed"
+    # The service (spec.service.name) of the organisation's incident-management ServiceOnCall:
+    # its schedule says who the incident manager on call is. Empty: each service's own
+    # onCall.incidentManager, if any.
+    incident_management_service: str = ""
     # Alertmanager intake (controller role): an HTTPS receiver of webhook_config posts.
     intake_enabled: bool = False
     intake_address: str = "0.0.0.0"
@@ -93,6 +97,9 @@ class Settings:
             instance=env.get("HOSTNAME", cls.instance),
             retention_days=int(env.get("CHANGEGATE_RETENTION_DAYS", cls.retention_days)),
             governed_label=env.get("CHANGEGATE_GOVERNED_LABEL", cls.governed_label),
+            incident_management_service=env.get(
+                "CHANGEGATE_INCIDENT_MANAGEMENT_SERVICE", cls.incident_management_service
+            ),
             intake_enabled=env.get("CHANGEGATE_INTAKE_ENABLED", "").lower() in ("1", "true"),
             intake_address=env.get("CHANGEGATE_INTAKE_ADDRESS", cls.intake_address),
             intake_port=int(env.get("CHANGEGATE_INTAKE_PORT", cls.intake_port)),

@@ -41,6 +41,7 @@ PERSONAS: dict[str, tuple[str, ...]] = {
     "platform-admin-1": ("platform-admins",),
     "oncall-1": ("team-payments", "payments-emergency"),
     "outsider-1": ("team-search",),
+    "incident-manager-1": ("incident-managers",),
 }
 
 # An owner.pid with this content marks a cluster started by `up`, kept until `down`.

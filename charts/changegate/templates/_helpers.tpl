@@ -129,4 +129,6 @@ once per render and shared through .Values._tls.
   value: "0.0.0.0"
 - name: CHANGEGATE_RETENTION_DAYS
   value: {{ .Values.evidence.retentionDays | quote }}
+- name: CHANGEGATE_INCIDENT_MANAGEMENT_SERVICE
+  value: {{ .Values.incidents.incidentManagementService | quote }}
 {{- end -}}

@@ -7,7 +7,9 @@ restart at any moment ends in the same state. One module per kind or concern:
     indexes          the Kopf indexes and the questions asked of them
     changerequests   the ChangeRequest lifecycle        changetemplates  template status and usage
     rollouts         Deployments, StatefulSets, DaemonSets: evidence, emergency and promotion
-    serviceoncalls   what runs where, on the ServiceOnCall's status
+    serviceoncalls   what runs where and who is on call, on the ServiceOnCall's status
+    incidents        the Incident lifecycle, escalation, reassignment, major incidents
+    paging           targets made people, pages sent on a service's channels
     schedule         the one scheduler of periodic work (expiry, retention)
     intake           the Alertmanager receiver (HTTPS): alerts into Incidents
 """
@@ -20,10 +22,13 @@ from typing import Any
 import kopf
 
 from changegate.adapters.kube import KubeAdapter, api_client
+from changegate.adapters.notify.secrets import SecretReader
 from changegate.handlers.controller import changerequests, changetemplates, intake, rollouts
+from changegate.handlers.controller.incidents import IncidentWork, jobs
 from changegate.handlers.controller.indexes import Indexes
+from changegate.handlers.controller.paging import Pager
 from changegate.handlers.controller.registry import registry
-from changegate.handlers.controller.schedule import run_scheduler
+from changegate.handlers.controller.schedule import JOBS, run_scheduler
 from changegate.handlers.controller.state import ControllerState, log
 from changegate.metrics import serve_probes_and_metrics
 from changegate.settings import Settings
@@ -42,7 +47,11 @@ async def start_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     state.runner = await serve_probes_and_metrics(
         settings.health_address, settings.metrics_port, lambda: True
     )
-    state.tasks.append(asyncio.create_task(run_scheduler(state, Indexes.of(kwargs))))
+    pager = Pager(state.kube, SecretReader(state.kube.core.api_client), state.clock)
+    pager.bind()
+    memo.incidents = IncidentWork(state, Indexes.of(kwargs), pager)
+    every = (*JOBS, *jobs(memo.incidents))
+    state.tasks.append(asyncio.create_task(run_scheduler(state, Indexes.of(kwargs), every)))
     intake_task = await intake.serve(state, Indexes.of(kwargs))
     if intake_task is not None:
         state.tasks.append(intake_task)
@@ -56,5 +65,8 @@ async def stop_controller(memo: kopf.Memo, **_: Any) -> None:
         return
     for task in state.tasks:
         task.cancel()
+    work: IncidentWork | None = getattr(memo, "incidents", None)
+    if work is not None:
+        await work.pager.close()
     if state.runner is not None:
         await state.runner.cleanup()

@@ -24,9 +24,12 @@ from changegate.api.v1alpha1 import (
     ChangeType,
     ServiceOnCall,
 )
+from changegate.api.v1alpha1.deploymentrecord import DeploymentRecord
+from changegate.api.v1alpha1.incident import Incident
 from changegate.core.change.facts import ServicePolicy
 from changegate.core.change.retention import finish_time
 from changegate.core.change.workloads import workload_images
+from changegate.core.incident.suspects import DeploymentFact, fact_of
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.state import parse
 
@@ -93,6 +96,27 @@ def validity_by_service(body: kopf.Body, **_: Any) -> dict[str, int]:
     if soc is None:
         return {}
     return {soc.spec.service.name: soc.spec.change_policy.approval_validity_seconds}
+
+
+@kopf.index(GROUP, VERSION, "serviceoncalls", registry=registry)
+def service_on_calls_by_service(body: kopf.Body, **_: Any) -> dict[str, ServiceOnCall]:
+    """Each ServiceOnCall under its service's name: whom a page of that service goes to."""
+    soc = parse(ServiceOnCall, body)
+    return {soc.spec.service.name: soc} if soc else {}
+
+
+@kopf.index(GROUP, VERSION, "incidents", registry=registry)
+def incidents_by_name(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[Any, Incident]:
+    """Every Incident: what escalation timers and open-incident counts derive from."""
+    incident = parse(Incident, body)
+    return {(namespace, name): incident} if incident else {}
+
+
+@kopf.index(GROUP, VERSION, "deploymentrecords", registry=registry)
+def deployments_by_service(body: kopf.Body, **_: Any) -> dict[str, DeploymentFact]:
+    """Each DeploymentRecord's service and finish time: an incident's suspect changes."""
+    record = parse(DeploymentRecord, body)
+    return {record.spec.service: fact_of(record)} if record else {}
 
 
 @kopf.index(GROUP, VERSION, "changerequests", registry=registry)
@@ -174,6 +198,9 @@ class Indexes:
     templates: Store
     records: Store
     running: Mapping[str, Store]
+    socs_by_service: Store
+    incidents: Store
+    deployments: Store
 
     @classmethod
     def of(cls, kwargs: Mapping[str, Any]) -> Indexes:
@@ -188,6 +215,9 @@ class Indexes:
             templates=kwargs["templates_by_name"],
             records=kwargs["records_by_name"],
             running={p: kwargs[f"running_{p}"] for p in WORKLOAD_PLURALS},
+            socs_by_service=kwargs.get("service_on_calls_by_service", {}),
+            incidents=kwargs.get("incidents_by_name", {}),
+            deployments=kwargs.get("deployments_by_service", {}),
         )
 
     def environment(self, namespace: str) -> Environment | None:
@@ -254,3 +284,19 @@ class Indexes:
             if found is not None:
                 images[(kind, name)], labels[(kind, name)] = found
         return images, labels
+
+    def service(self, service: str) -> ServiceOnCall | None:
+        """The ServiceOnCall of a service, by the service's name."""
+        found: ServiceOnCall | None = _first(self.socs_by_service, service)
+        return found
+
+    def all_service_on_calls(self) -> Iterator[ServiceOnCall]:
+        for store in self.service_on_calls.values():
+            yield from store
+
+    def all_incidents(self) -> Iterator[Incident]:
+        for store in self.incidents.values():
+            yield from store
+
+    def deployment_facts(self, service: str) -> list[DeploymentFact]:
+        return list(self.deployments.get(service) or ())

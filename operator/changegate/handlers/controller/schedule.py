@@ -7,8 +7,9 @@ so nothing is held in memory and a restart re-derives everything. The loop
 runs what is due, then sleeps until the next item is due, at most TICK seconds
 (new items appear in the indexes meanwhile). An item whose write the API server
 refuses (KubeError) is logged and stays due, so the next pass tries it again.
-Kopf timers are not used: they would put finalizers on objects. Incident
-escalation timers join JOBS as they land.
+Kopf timers are not used: they would put finalizers on objects. On-call
+handoffs are in JOBS; incident escalation timers (handlers/controller/incidents)
+join them at start-up, since they hand their work to the incidents' pager.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from changegate.core.change.retention import record_due
 from changegate.core.schedule import Due, due_now, seconds_to_next
 from changegate.handlers.controller.changerequests import expire_change
 from changegate.handlers.controller.indexes import Indexes
+from changegate.handlers.controller.serviceoncalls import on_call_due, refresh_on_call
 from changegate.handlers.controller.state import ControllerState, audit
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,24 @@ def delete_record(state: ControllerState, _: Indexes, key: Hashable, now: dt.dat
     audit("EvidenceExpired", now, record=key, retention_days=state.settings.retention_days)
 
 
-JOBS = (Job("expiry", expiry_dues, expire), Job("retention", retention_dues, delete_record))
+def handoff_dues(state: ControllerState, indexes: Indexes) -> Iterable[Due]:
+    now = state.clock()
+    for soc in indexes.all_service_on_calls():
+        due = on_call_due(soc, now)
+        if due is not None:
+            yield Due((soc.metadata.namespace, soc.metadata.name), due)
+
+
+def handoff(state: ControllerState, indexes: Indexes, key: Hashable, now: dt.datetime) -> None:
+    namespace, name = cast(tuple[str, str], key)
+    refresh_on_call(state, indexes, namespace, name, now)
+
+
+JOBS = (
+    Job("expiry", expiry_dues, expire),
+    Job("retention", retention_dues, delete_record),
+    Job("handoff", handoff_dues, handoff),
+)
 
 
 async def run_due(state: ControllerState, indexes: Indexes, jobs: Iterable[Job]) -> float:
@@ -79,8 +98,11 @@ async def run_due(state: ControllerState, indexes: Indexes, jobs: Iterable[Job])
     return seconds_to_next(upcoming, state.clock(), TICK)
 
 
-async def run_scheduler(state: ControllerState, indexes: Indexes) -> None:
+async def run_scheduler(
+    state: ControllerState, indexes: Indexes, jobs: Iterable[Job] = JOBS
+) -> None:
     """Run due work until cancelled at cleanup."""
+    every = tuple(jobs)
     while True:
-        delay = await run_due(state, indexes, JOBS)
+        delay = await run_due(state, indexes, every)
         await asyncio.sleep(delay)
