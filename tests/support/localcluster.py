@@ -52,6 +52,13 @@ apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   bindAddress: 127.0.0.1
+# As kubeadm and kind run it: each controller under its own service account
+# (system:serviceaccount:kube-system:replicaset-controller, ...), not the admin's.
+componentsPatches:
+- name: kube-controller-manager
+  extraArgs:
+  - key: use-service-account-credentials
+    value: "true"
 """
 
 

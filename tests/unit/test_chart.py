@@ -180,7 +180,8 @@ def test_namespaced_objects_live_in_the_release_namespace() -> None:
 
 def test_webhooks_never_govern_kube_system_or_the_release_namespace() -> None:
     hooks = webhooks(render(namespace="platform"))
-    assert len(hooks) == 10
+    # 7 kinds that run code x (validating, mutating), debug, exec/attach, namespaces, 5 of ours.
+    assert len(hooks) == 21
     for hook in hooks:
         if hook["name"] == "deploymentrecords.changegate.io":
             assert "namespaceSelector" not in hook  # cluster-scoped kind
@@ -205,16 +206,39 @@ def test_extra_excluded_namespaces_add_to_the_fixed_ones() -> None:
 
 def test_workload_webhooks_only_see_governed_namespaces() -> None:
     hooks = webhooks(render("governance.governedLabel=example.com/audited"))
-    workload_hooks = [h for h in hooks if h["rules"][0]["apiGroups"] == ["apps"]]
-    assert len(workload_hooks) == 6
-    for hook in workload_hooks:
+    gated = {"deployments", "statefulsets", "daemonsets", "pods", "replicasets", "jobs", "cronjobs"}
+    workload_hooks = [h for h in hooks if set(h["rules"][0]["resources"]) <= gated]
+    assert len(workload_hooks) == 14
+    access_hooks = [h for h in hooks if h["name"].endswith(".access.changegate.io")]
+    assert len(access_hooks) == 2
+    for hook in workload_hooks + access_hooks:
         assert {
             "key": "example.com/audited",
             "operator": "In",
             "values": ["true"],
         } in hook["namespaceSelector"]["matchExpressions"]
-        assert set(hook["rules"][0]["resources"]) <= {"deployments", "statefulsets", "daemonsets"}
+    for hook in workload_hooks:
         assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    # A namespace losing the label still reaches the webhook: the old object matches.
+    (namespaces,) = [h for h in hooks if h["rules"][0]["resources"] == ["namespaces"]]
+    assert namespaces["objectSelector"]["matchExpressions"] == [
+        {"key": "example.com/audited", "operator": "In", "values": ["true"]}
+    ]
+
+
+def test_controllers_writing_for_their_owners_skip_the_webhook() -> None:
+    hooks = {h["name"]: h for h in webhooks(render())}
+    for name in ("pod.workloads", "replicaset.workloads", "job.workloads", "pod.stamp"):
+        (condition,) = hooks[f"{name}.changegate.io"]["matchConditions"]
+        assert "system:serviceaccount:kube-system:" in condition["expression"], name
+    pods = hooks["pod.workloads.changegate.io"]["matchConditions"][0]["expression"]
+    assert (
+        "'system:serviceaccount:kube-system:replicaset-controller' && r.kind == 'ReplicaSet'"
+        in pods
+    )
+    # People's writes of the three workloads and CronJobs are never skipped.
+    for name in ("deployment", "statefulset", "daemonset", "cronjob"):
+        assert "matchConditions" not in hooks[f"{name}.workloads.changegate.io"], name
 
 
 def test_webhook_defaults_fail_closed_fast_and_without_side_effects() -> None:
@@ -232,14 +256,10 @@ def test_failure_policy_and_timeout_are_values() -> None:
 
 def test_every_webhook_path_is_a_handler_of_the_webhook_role() -> None:
     # The URL path of each webhook is a route of the webhook role's admission server.
-    from changegate.handlers.webhook.changes import ChangeAdmission
-    from changegate.handlers.webhook.workloads import WorkloadAdmission
+    from changegate.handlers.webhook import routes
 
     state: Any = None  # routes are declared without touching the state
-    handlers = {
-        (r.path.lstrip("/"), r.reason)
-        for r in WorkloadAdmission(state).routes() + ChangeAdmission(state).routes()
-    }
+    handlers = {(r.path.lstrip("/"), r.reason) for r in routes(state)}
     objects = render()
     seen = set()
     for kind, reason in (

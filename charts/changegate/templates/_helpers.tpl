@@ -132,3 +132,31 @@ once per render and shared through .Values._tls.
 - name: CHANGEGATE_INCIDENT_MANAGEMENT_SERVICE
   value: {{ .Values.incidents.incidentManagementService | quote }}
 {{- end -}}
+
+{{/*
+matchConditions that keep Kubernetes' own controllers away from the webhook when they
+write for the owner they manage (a Pod for its ReplicaSet, a ReplicaSet for its
+Deployment, a Job for its CronJob): that owner's write was already decided, so these
+are never blocked, not even while the webhook is down. Both halves must hold: the
+authenticated user, which nobody forges, and a controller ownerReference of the kind
+that controller manages. The webhook's first rule checks the same (core/change/controllers.py).
+*/}}
+{{- define "changegate.controllerWrites" -}}
+{{- $owners := dict
+  "pods" (dict "replicaset-controller" "ReplicaSet" "statefulset-controller" "StatefulSet" "daemon-set-controller" "DaemonSet" "job-controller" "Job")
+  "replicasets" (dict "deployment-controller" "Deployment")
+  "jobs" (dict "cronjob-controller" "CronJob") -}}
+{{- with get $owners . }}
+{{- $pairs := list }}
+{{- range $controller, $kind := . }}
+{{- $pairs = append $pairs (printf "(request.userInfo.username == 'system:serviceaccount:kube-system:%s' && r.kind == '%s')" $controller $kind) }}
+{{- end }}
+{{- $pairs = append $pairs (printf "(request.userInfo.username == 'system:kube-controller-manager' && r.kind in %s)" (values . | sortAlpha | toJson | replace "\"" "'")) }}
+matchConditions:
+  - name: not-a-controller-writing-for-its-owner
+    expression: >-
+      !(has(object.metadata.ownerReferences) &&
+      object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller &&
+      ({{ join " || " $pairs }})))
+{{- end }}
+{{- end -}}

@@ -101,6 +101,7 @@ def test_the_chain_runs_in_this_order() -> None:
     names = [rule.__name__ for rule in RULES]
 
     assert names == [
+        "controller_write",
         "exempt_namespace",
         "ungoverned",
         "not_a_rollout",
@@ -400,6 +401,6 @@ def test_near_miss(
         assert miss.frozen is frozen
 
 
-@pytest.mark.parametrize("rule", RULES[2:], ids=lambda rule: rule.__name__)
+@pytest.mark.parametrize("rule", RULES[3:], ids=lambda rule: rule.__name__)
 def test_rules_after_ungoverned_say_nothing_without_a_service(rule: Rule) -> None:
     assert decide(rule, IMAGE_UPDATE, None, (approved(),)) is None

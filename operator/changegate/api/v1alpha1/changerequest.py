@@ -91,7 +91,11 @@ class ChangeTarget(ApiModel):
 
     kind: WorkloadKind = Field(
         default=WorkloadKind.DEPLOYMENT,
-        description="Kind of workload: Deployment, StatefulSet or DaemonSet.",
+        description=(
+            "Kind of workload: Deployment, StatefulSet or DaemonSet; or Pod, ReplicaSet, Job"
+            " or CronJob, which a governed namespace admits only under a change too (a"
+            " CronJob's job template, a Pod's spec)."
+        ),
     )
     name: ObjectName = Field(description="Name of the workload.")
     images: list[ContainerImage] = Field(

@@ -240,6 +240,11 @@ class WorkloadKind(StrEnum):
     DEPLOYMENT = "Deployment"
     STATEFUL_SET = "StatefulSet"
     DAEMON_SET = "DaemonSet"
+    # Kinds that run code outside the three above; a change may declare them too.
+    POD = "Pod"
+    REPLICA_SET = "ReplicaSet"
+    JOB = "Job"
+    CRON_JOB = "CronJob"
 
 
 class ContainerImage(ApiModel):

@@ -190,6 +190,13 @@ class PassThrough(StrEnum):
     REQUIRE_CHANGE = "RequireChange"
 
 
+class ExecPolicy(StrEnum):
+    """What `kubectl exec` and `kubectl attach` into the service's pods get."""
+
+    RECORD = "Record"
+    REFUSE = "Refuse"
+
+
 class Freeze(ApiModel):
     """A period in which changes are blocked (a blackout window)."""
 
@@ -260,6 +267,15 @@ class ChangePolicy(ApiModel):
         max_length=32,
         description="Periods in which changes are blocked.",
         json_schema_extra=list_map("name"),
+    )
+    exec: ExecPolicy = Field(
+        default=ExecPolicy.RECORD,
+        description=(
+            "`kubectl exec` and `kubectl attach` into pods of the production namespaces."
+            " Record (the default): allowed, with an Event on the pod and a metric."
+            " Refuse: refused for everyone; `kubectl debug` by the emergency groups"
+            " remains the recorded way in."
+        ),
     )
 
 

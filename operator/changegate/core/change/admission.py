@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from changegate.api.v1alpha1.changerequest import ChangePhase
+from changegate.core.change.controllers import acting_for_owner
 from changegate.core.change.coverage import rollback_source, template_problem
 from changegate.core.change.facts import ChangeFacts, FreezeFacts, ServicePolicy
 from changegate.core.change.images import image_matches
@@ -49,6 +50,13 @@ class Reason(StrEnum):
     NO_CHANGE = "NoApprovedChange"
     FREEZE = "Freeze"
     BREAK_GLASS_REFUSED = "BreakGlassRefused"
+    CONTROLLER = "ControllerWrite"
+    DEBUG = "EphemeralContainer"
+    DEBUG_REFUSED = "EphemeralContainerRefused"
+    EXEC = "Exec"
+    EXEC_REFUSED = "ExecRefused"
+    GOVERNED_LABEL_KEPT = "GovernedLabelKept"
+    GOVERNED_LABEL_REMOVED = "GovernedLabelRemoved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,9 @@ class Decision:
             Reason.RESTART,
             Reason.ROLLBACK,
             Reason.BREAK_GLASS,
+            Reason.DEBUG,
+            Reason.EXEC,
+            Reason.GOVERNED_LABEL_REMOVED,
         )
 
     def explain(self) -> str:
@@ -153,6 +164,19 @@ def exempt_namespace(rollout: Rollout) -> Decision | None:
     if namespace == "kube-system" or (own and namespace == own):
         return _ungoverned(namespace)
     return None
+
+
+def controller_write(rollout: Rollout) -> Decision | None:
+    """A workload controller writing for the owner it manages: the owner's write was decided."""
+    request = rollout.request
+    if not acting_for_owner(request.user, request.new):
+        return None
+    owner_kind, owner = request.new.controller or ("", "")
+    return Decision(
+        True,
+        Reason.CONTROLLER,
+        f"{rollout.label} written by {request.user.username} for {owner_kind}/{owner}",
+    )
 
 
 def ungoverned(rollout: Rollout) -> Decision | None:
@@ -280,6 +304,7 @@ def refuse(rollout: Rollout, service: ServicePolicy) -> Decision:
 # The admission decision, in order: the first rule that decides wins. Without a
 # ServiceOnCall `ungoverned` always decides; with one, `refuse` does.
 RULES: tuple[Rule, ...] = (
+    controller_write,
     exempt_namespace,
     ungoverned,
     not_a_rollout,

@@ -18,7 +18,7 @@ from changegate.api.v1alpha1.changerequest import (
     RolloutResult,
 )
 from changegate.api.v1alpha1.common import ChangeType
-from changegate.api.v1alpha1.serviceoncall import PassThrough, ServiceOnCall
+from changegate.api.v1alpha1.serviceoncall import ExecPolicy, PassThrough, ServiceOnCall
 from changegate.core.common import User
 
 
@@ -51,6 +51,8 @@ class ServicePolicy:
     freezes: tuple[FreezeFacts, ...]
     # spec.changePolicy.rollbackHorizonSeconds: how far back a rollback may go.
     rollback_horizon_seconds: int = 30 * 24 * 3600
+    # spec.changePolicy.exec: Refuse (exec and attach into the service's pods are refused).
+    refuse_exec: bool = False
 
     @classmethod
     def from_model(
@@ -78,6 +80,7 @@ class ServicePolicy:
                 for f in policy.freezes
             ),
             rollback_horizon_seconds=policy.rollback_horizon_seconds,
+            refuse_exec=policy.exec is ExecPolicy.REFUSE,
         )
 
     def may_approve(self, user: User) -> bool:

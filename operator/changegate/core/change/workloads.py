@@ -19,6 +19,9 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 # Labels the workload controllers put on pod templates; no change of configuration.
 HASH_LABELS = ("pod-template-hash", "controller-revision-hash")
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+# Every kind that runs code in a governed namespace: the workloads above, and the
+# ones a product team could otherwise use to run code around them.
+GATED_KINDS = WORKLOAD_KINDS | {"Pod", "ReplicaSet", "Job", "CronJob"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,8 @@ class Workload:
     annotations: Mapping[str, str]
     template: Mapping[str, Any]
     images: Mapping[str, str] = field(default_factory=dict)
+    # (kind, name) of the ownerReference marked controller, when there is one.
+    controller: tuple[str, str] | None = None
     # A paused Deployment holds its template back; a StatefulSet updates only pods
     # at or above its partition. Releasing either rolls pods out (see `releases`).
     paused: bool = False
@@ -39,8 +44,7 @@ class Workload:
     @classmethod
     def from_body(cls, body: Mapping[str, Any], namespace: str | None = None) -> Workload:
         metadata = body.get("metadata") or {}
-        spec = body.get("spec") or {}
-        template = spec.get("template") or {}
+        template = pod_template(body)
         return cls(
             kind=str(body.get("kind", "")),
             namespace=str(metadata.get("namespace") or namespace or ""),
@@ -48,6 +52,7 @@ class Workload:
             annotations=dict(metadata.get("annotations") or {}),
             template=template,
             images=container_images(template),
+            controller=controller_of(metadata),
             paused=bool((body.get("spec") or {}).get("paused")),
             partition=partition_of(body),
         )
@@ -57,11 +62,34 @@ class Workload:
         return template_fingerprint(self.template)
 
 
+def pod_template(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Where the kind keeps the pods it runs, as a pod template (metadata and spec).
+
+    A Pod is its own template, but only its spec runs code: its labels and
+    annotations are metadata like a Deployment's, so they are left out.
+    """
+    spec = body.get("spec") or {}
+    kind = body.get("kind")
+    if kind == "Pod":
+        return {"spec": spec}
+    if kind == "CronJob":
+        return ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    return spec.get("template") or {}
+
+
 def partition_of(body: Mapping[str, Any]) -> int:
     """A StatefulSet's rolling-update partition (0, every pod, when unset)."""
     strategy = (body.get("spec") or {}).get("updateStrategy") or {}
     value = (strategy.get("rollingUpdate") or {}).get("partition")
     return value if isinstance(value, int) else 0
+
+
+def controller_of(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, name) of the object's controlling owner, as its ownerReferences say."""
+    for owner in metadata.get("ownerReferences") or ():
+        if isinstance(owner, Mapping) and owner.get("controller") is True:
+            return str(owner.get("kind", "")), str(owner.get("name", ""))
+    return None
 
 
 def container_images(template: Mapping[str, Any]) -> dict[str, str]:
@@ -80,7 +108,7 @@ def container_images(template: Mapping[str, Any]) -> dict[str, str]:
 
 def workload_images(body: Mapping[str, Any]) -> dict[str, str]:
     """The images of a workload body's pod template (see `container_images`)."""
-    return container_images((body.get("spec") or {}).get("template") or {})
+    return container_images(pod_template(body))
 
 
 def template_fingerprint(template: Mapping[str, Any]) -> str:

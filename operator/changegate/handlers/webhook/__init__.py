@@ -15,6 +15,7 @@ import signal
 
 from changegate.adapters.kube import KubeAdapter, api_client
 from changegate.handlers.webhook.changes import ChangeAdmission
+from changegate.handlers.webhook.pods import PodAccessAdmission
 from changegate.handlers.webhook.server import Route, ServingCertificate, serve_admission
 from changegate.handlers.webhook.state import WebhookState
 from changegate.handlers.webhook.workloads import WorkloadAdmission
@@ -26,7 +27,11 @@ log = logging.getLogger(__name__)
 
 def routes(state: WebhookState) -> list[Route]:
     """Every path of the chart's webhook configurations, with its handler."""
-    return WorkloadAdmission(state).routes() + ChangeAdmission(state).routes()
+    return (
+        WorkloadAdmission(state).routes()
+        + PodAccessAdmission(state).routes()
+        + ChangeAdmission(state).routes()
+    )
 
 
 def serving_certificate(settings: Settings) -> ServingCertificate:

@@ -32,7 +32,14 @@ WORKLOAD_PLURALS = {
     "deployments": "Deployment",
     "statefulsets": "StatefulSet",
     "daemonsets": "DaemonSet",
+    # The other ways to run code; their controllers' own writes pass at once (controllers.py).
+    "pods": "Pod",
+    "replicasets": "ReplicaSet",
+    "jobs": "Job",
+    "cronjobs": "CronJob",
 }
+# The API group of each kind; the three workloads and ReplicaSets are "apps".
+KIND_GROUPS = {"Pod": "", "Job": "batch", "CronJob": "batch"}
 
 
 # -- one decision per request ---------------------------------------------------
@@ -158,7 +165,7 @@ class WorkloadAdmission:
     def routes(self) -> list[Route]:
         routes = []
         for plural, kind in WORKLOAD_PLURALS.items():
-            kinds = frozenset({("apps", kind)})
+            kinds = frozenset({(KIND_GROUPS.get(kind, "apps"), kind)})
             ops = frozenset({"CREATE", "UPDATE"})
             routes.append(Route(f"/mutate-{plural}", "mutating", kinds, self.mutate, ops))
             routes.append(Route(f"/validate-{plural}", "validating", kinds, self.validate, ops))
