@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import ssl
 import subprocess
 import sys
@@ -29,6 +30,10 @@ RELEASE = "changegate"
 NAMESPACE = "changegate-system"
 WEBHOOK_SA = "changegate-webhook"
 CONTROLLER_SA = "changegate-controller"
+# The Alertmanager intake (controller role): its token Secret, as the chart names it by default.
+INTAKE_TOKEN_SECRET = "changegate-intake-token"
+INTAKE_TOKEN = secrets.token_urlsafe(32)
+INTAKE_FALLBACK_SERVICE = "unrouted-alerts"
 
 # What the personas may do, as a platform team would bind the chart's roles.
 PERSONA_BINDINGS = (
@@ -79,6 +84,10 @@ def install_chart(cluster: LocalCluster, webhook_url: str, ca_pem: bytes, *extra
             f"webhook.caBundle={base64.b64encode(ca_pem).decode()}",
             "--set",
             "webhook.replicas=1",
+            "--set",
+            "intake.enabled=true",
+            "--set",
+            "intake.tlsSecretName=changegate-intake-tls",
             *extra,
             "--wait=false",
         ],
@@ -86,6 +95,10 @@ def install_chart(cluster: LocalCluster, webhook_url: str, ca_pem: bytes, *extra
         capture_output=True,
         text=True,
     )
+    cluster.kubectl(
+        "-n", NAMESPACE, "create", "secret", "generic", INTAKE_TOKEN_SECRET,
+        f"--from-literal=token={INTAKE_TOKEN}", check=False,
+    )  # fmt: skip
     for role, kind, name in PERSONA_BINDINGS:
         binding = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -195,10 +208,30 @@ def start_webhook(
     return process
 
 
-def start_controller(cluster: LocalCluster, workdir: Path, name: str = "controller") -> RoleProcess:
+def intake_env(cert: ServingCertificate, port: int) -> dict[str, str]:
+    """The chart's intake settings, served on 127.0.0.1 with the test certificate."""
+    return {
+        "CHANGEGATE_INTAKE_ENABLED": "true",
+        "CHANGEGATE_INTAKE_ADDRESS": "127.0.0.1",
+        "CHANGEGATE_INTAKE_PORT": str(port),
+        "CHANGEGATE_INTAKE_CERT_FILE": str(cert.cert_file),
+        "CHANGEGATE_INTAKE_KEY_FILE": str(cert.key_file),
+        "CHANGEGATE_INTAKE_TOKEN_SECRET": INTAKE_TOKEN_SECRET,
+        "CHANGEGATE_INTAKE_FALLBACK_SERVICE": INTAKE_FALLBACK_SERVICE,
+    }
+
+
+def start_controller(
+    cluster: LocalCluster,
+    workdir: Path,
+    name: str = "controller",
+    intake: tuple[ServingCertificate, int] | None = None,
+) -> RoleProcess:
     kubeconfig = token_kubeconfig(cluster, CONTROLLER_SA, workdir / f"{name}.kubeconfig")
     env = role_env(kubeconfig)
     env["HOSTNAME"] = name
+    if intake is not None:
+        env.update(intake_env(*intake))
     process = RoleProcess("controller", env, workdir / f"{name}.log").start()
     wait_for(process.ready, timeout=60, message=f"{name} started")
     return process
@@ -214,6 +247,7 @@ class Installation:
     webhook_port: int
     webhook: RoleProcess
     controller: RoleProcess
+    intake_port: int = 0
 
     @classmethod
     def install(cls, cluster: LocalCluster, workdir: Path) -> Installation:
@@ -221,12 +255,15 @@ class Installation:
         port = free_port()
         install_chart(cluster, f"https://127.0.0.1:{port}", cert.ca_pem)
         webhook = start_webhook(cluster, workdir, cert, port)
-        controller = start_controller(cluster, workdir)
-        return cls(cluster, workdir, cert, port, webhook, controller)
+        intake_port = free_port()
+        controller = start_controller(cluster, workdir, intake=(cert, intake_port))
+        return cls(cluster, workdir, cert, port, webhook, controller, intake_port)
 
     def restart_controller(self) -> RoleProcess:
         self.controller.stop()
-        self.controller = start_controller(self.cluster, self.workdir, "controller")
+        self.controller = start_controller(
+            self.cluster, self.workdir, "controller", intake=(self.cert, self.intake_port)
+        )
         return self.controller
 
     def stop(self) -> None:
