@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 .PHONY: cluster-binaries
-cluster-binaries: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm from Go modules (cached by version)
+cluster-binaries: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, helm, Prometheus and Alertmanager from Go modules (cached by version)
 	@hack/build-binaries.sh >/dev/null
 
 .PHONY: cluster-up
@@ -48,7 +48,7 @@ generate: $(VENV)/.installed ## Write crds/ and the chart's CRD templates from t
 	$(PY) -m changegate.api.crdgen
 
 .PHONY: verify
-verify: $(VENV)/.installed chart-lint ## Fail if the committed CRDs or the chart's README are stale, or the chart fails helm lint
+verify: $(VENV)/.installed chart-lint chart-rules ## Fail if the committed CRDs or the chart's README are stale, the chart fails helm lint, or promtool finds its alert rules invalid
 	$(PY) -m changegate.api.crdgen --check
 	@diff -u charts/changegate/README.md <($$(hack/build-binaries.sh helm-docs) $(HELM_DOCS_ARGS) --dry-run) \
 	  || { echo "charts/changegate/README.md is out of date: run \`make chart-docs\`" >&2; exit 1; }
@@ -105,6 +105,13 @@ CHART_FEATURES := --set metrics.serviceMonitor.enabled=true --set metrics.promet
 chart-lint: cluster-binaries ## helm lint --strict the chart, with its defaults and with every optional feature on
 	$(BIN_DIR)/helm lint --strict charts/changegate --kube-version 1.30.0
 	$(BIN_DIR)/helm lint --strict charts/changegate --kube-version 1.30.0 $(CHART_FEATURES)
+
+.PHONY: chart-rules
+chart-rules: $(VENV)/.installed cluster-binaries ## promtool check rules on the chart's PrometheusRule (its spec is a rule file)
+	@rules=$$(mktemp --suffix=.yaml) && trap 'rm -f "$$rules"' EXIT && \
+	  $(BIN_DIR)/helm template changegate charts/changegate --show-only templates/prometheusrule.yaml --kube-version 1.30.0 $(CHART_FEATURES) \
+	  | $(PY) -c 'import sys, yaml; yaml.safe_dump(yaml.safe_load(sys.stdin)["spec"], sys.stdout)' >"$$rules" && \
+	  "$$(hack/build-binaries.sh prometheus)/promtool" check rules "$$rules"
 
 .PHONY: chart-docs
 # helm-docs fills README.md.gotmpl with a table of values.yaml's `# --` comments, in file order.
