@@ -65,6 +65,11 @@ WORKLOADS = (
     ("Deployment", "payments-api", True),
     ("StatefulSet", "payments-ledger", True),
     ("Deployment", "payments-canary", False),
+    # The other ways to run code (issue 10): each written by the team, never by a controller.
+    ("Pod", "payments-side", False),
+    ("ReplicaSet", "payments-rs", True),
+    ("Job", "payments-job", False),
+    ("CronJob", "payments-cron", True),
 )
 CHANGES = ("chg-a", "chg-b")
 WINDOWS = {"open": (-1, 2), "closed": (-3, -1), "later": (1, 3), "none": None}
@@ -136,9 +141,11 @@ class Roll:
     user: User
     image: str
     break_glass: bool
+    # A controller ownerReference the team wrote itself: it must prove nothing.
+    forged_owner: bool = False
 
 
-workloads = st.sampled_from([0, 0, 0, 1, 2])
+workloads = st.sampled_from([0, 0, 0, 1, 2, 3, 4, 5, 6])
 creates = st.builds(
     Create,
     changes,
@@ -180,7 +187,14 @@ edits = st.builds(
     ),
     users,
 )
-rolls = st.builds(Roll, workloads, users, images, st.sampled_from([False] * 4 + [True]))
+rolls = st.builds(
+    Roll,
+    workloads,
+    users,
+    images,
+    st.sampled_from([False] * 4 + [True]),
+    st.sampled_from([False] * 3 + [True]),
+)
 
 
 def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
@@ -213,6 +227,22 @@ operations = weighted(
 # -- the world ----------------------------------------------------------------
 
 
+OWNERS = {"Pod": "ReplicaSet", "ReplicaSet": "Deployment", "Job": "CronJob"}
+
+
+def shaped(body: dict[str, Any], forged_owner: bool) -> dict[str, Any]:
+    """The body where its kind keeps its pods (a Pod's spec, a CronJob's job template)."""
+    kind, template = body["kind"], body["spec"]["template"]
+    if kind == "Pod":
+        body["spec"] = template["spec"]
+    elif kind == "CronJob":
+        body["spec"] = {"schedule": "@hourly", "jobTemplate": {"spec": {"template": template}}}
+    if forged_owner and kind in OWNERS:
+        owner = {"kind": OWNERS[kind], "name": "owner", "uid": "u", "controller": True}
+        body["metadata"]["ownerReferences"] = [owner]
+    return body
+
+
 def really_approves(soc: ServiceOnCall, user: User) -> bool:
     """Whether `user` is an approver of `soc`, read from the model, not from ServicePolicy."""
     approvers = soc.spec.change_policy.approvers
@@ -240,7 +270,7 @@ class World:
         world = cls(service_on_call(required_approvals=required_approvals))
         for index, (kind, name, exists) in enumerate(WORKLOADS):
             if exists:
-                world.workloads[index] = workload_body(name, kind=kind)
+                world.workloads[index] = shaped(workload_body(name, kind=kind), False)
         return world
 
     @property
@@ -392,7 +422,10 @@ class World:
         kind, name, _ = WORKLOADS[op.workload]
         old = self.workloads.get(op.workload)
         annotations = {BREAK_GLASS: f"incident by {op.user.username}"} if op.break_glass else {}
-        new = workload_body(name, kind=kind, images={"api": op.image}, annotations=annotations)
+        new = shaped(
+            workload_body(name, kind=kind, images={"api": op.image}, annotations=annotations),
+            op.forged_owner,
+        )
         req = request(old, new, user=op.user)
         indexed = [ChangeFacts.from_model(c) for c in self.changes.values()]
         decision = decide_rollout(req, self.policy, indexed, NOW)
