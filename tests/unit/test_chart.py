@@ -38,6 +38,8 @@ ALL_FEATURES = (
     "metrics.prometheusRule.enabled=true",
     "metrics.dashboard.enabled=true",
     "tls.certManager.enabled=true",
+    "intake.enabled=true",
+    "intake.tlsSecretName=changegate-intake-tls",
 )
 URL_MODE = (
     "webhook.url=https://127.0.0.1:9443/",
