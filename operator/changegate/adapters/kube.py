@@ -24,13 +24,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import urllib3
 from kubernetes import client, config, watch
 from pydantic import BaseModel, ValidationError
 
-from changegate.api.v1alpha1 import GROUP, VERSION, ChangeRequest
+from changegate.api.v1alpha1 import (
+    GROUP,
+    VERSION,
+    ChangeRequest,
+    CustomResource,
+    Incident,
+    ServiceOnCall,
+)
 
 __all__ = [
     "COMPONENT",
@@ -42,11 +49,13 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "Gone",
+    "Incidents",
     "Invalid",
     "KubeAdapter",
     "KubeError",
     "Login",
     "NotFound",
+    "ServiceOnCalls",
     "Source",
     "UnexpectedObject",
     "Unreachable",
@@ -59,6 +68,7 @@ JSON_PATCH = "application/json-patch+json"
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 # A Warning header value: `299 - "text"`, possibly several joined by commas.
 _WARNING = re.compile(r'\d{3} \S+ "((?:[^"\\]|\\.)*)"')
+Typed = TypeVar("Typed", bound=CustomResource)
 
 
 # -- errors ---------------------------------------------------------------------
@@ -506,11 +516,59 @@ class KubeAdapter:
             pods = self.core.list_namespaced_pod(namespace, label_selector=label_selector).items
         digests: dict[str, str] = {}
         for pod in pods:
-            for container in (pod.status.container_statuses or []) if pod.status else []:
+            statuses = (
+                [
+                    *(pod.status.init_container_statuses or []),
+                    *(pod.status.container_statuses or []),
+                ]
+                if pod.status
+                else []
+            )
+            for container in statuses:
                 image_id = container.image_id or ""
                 if "@sha256:" in image_id:
                     digests[container.name] = image_id.split("@", 1)[1]
         return digests
+
+    def replica_sets(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        """The ReplicaSets a Deployment's selector matches, as dicts (metadata is enough)."""
+        apps = client.AppsV1Api(self.core.api_client)
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        with translated():
+            found = apps.list_namespaced_replica_set(namespace, label_selector=label_selector)
+        return [
+            {"metadata": self.core.api_client.sanitize_for_serialization(rs.metadata)}
+            for rs in found.items
+        ]
+
+    def changes_labelled(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """ChangeRequests of a namespace by label, read live: what an index may not hold yet."""
+        with translated():
+            result = cast(
+                dict[str, Any],
+                self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "changerequests", label_selector=label_selector
+                ),
+            )
+        return list(result.get("items", []))
+
+    def create_generated(
+        self, plural: str, namespace: str, body: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Create an object named by generateName; the created body, None if the namespace is
+        going away."""
+        try:
+            with translated():
+                return cast(
+                    dict[str, Any],
+                    self.custom.create_namespaced_custom_object(
+                        GROUP, VERSION, namespace, plural, body
+                    ),
+                )
+        except Forbidden as error:
+            if "being terminated" in error.message:
+                return None
+            raise
 
     def may(
         self,
@@ -620,3 +678,102 @@ class KubeAdapter:
             return base64.b64decode(encoded, validate=True).decode("utf-8").rstrip("\r\n")
         except (binascii.Error, UnicodeDecodeError):
             return None
+
+
+# -- Incidents and ServiceOnCalls, typed, for the CLI ---------------------------------
+
+
+def parse_object(model: type[Typed], body: Any) -> Typed:
+    """An object of our API from the wire; a body that does not fit the model is an error."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        raise UnexpectedObject(
+            f"the API server returned an unexpected {model.__name__}: {error}"
+        ) from None
+
+
+class ObjectReader(Generic[Typed]):
+    """Namespaced objects of one kind, read as the client's identity into the API model."""
+
+    model: type[Typed]
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        field_manager: str = COMPONENT,
+        on_warning: Callable[[str], None] = log_warning,
+    ) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.field_manager = field_manager
+        self.on_warning = on_warning
+
+    def _warn(self, headers: Mapping[str, str] | None) -> None:
+        for text in warnings_in(headers):
+            self.on_warning(text)
+
+    def get(self, namespace: str, name: str) -> Typed:
+        with translated():
+            body = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, self.model.plural, name
+            )
+        return parse_object(self.model, body)
+
+    def find(self, namespace: str | None, field_selector: str | None = None) -> list[Typed]:
+        """The objects of a namespace, or of every namespace when it is None."""
+        options: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
+        with translated():
+            if namespace is None:
+                body = self.custom.list_cluster_custom_object(
+                    GROUP, VERSION, self.model.plural, **options
+                )
+            else:
+                body = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, self.model.plural, **options
+                )
+        return [parse_object(self.model, item) for item in ObjectList.model_validate(body).items]
+
+
+class ObjectWriter(ObjectReader[Typed]):
+    """Namespaced objects of one kind, also created and JSON-patched by the client's identity."""
+
+    def create(self, body: dict[str, Any]) -> Typed:
+        namespace = str(body["metadata"]["namespace"])
+        with translated():
+            created, _, headers = self.custom.create_namespaced_custom_object_with_http_info(
+                GROUP, VERSION, namespace, self.model.plural, body, field_manager=self.field_manager
+            )
+        self._warn(headers)
+        return parse_object(self.model, created)
+
+    def patch(self, current: Typed, operations: list[dict[str, Any]]) -> Typed:
+        """Apply a JSON patch (RFC 6902) to the object's spec or metadata."""
+        with translated():
+            patched, _, headers = self.custom.patch_namespaced_custom_object_with_http_info(
+                GROUP,
+                VERSION,
+                current.metadata.namespace or "",
+                self.model.plural,
+                current.metadata.name or "",
+                operations,
+                field_manager=self.field_manager,
+                _content_type=JSON_PATCH,
+            )
+        self._warn(headers)
+        return parse_object(self.model, patched)
+
+
+class Incidents(ObjectWriter[Incident]):
+    """Incidents as people write them: declared by hand, acknowledged, noted, resolved."""
+
+    model = Incident
+
+
+class ServiceOnCalls(ObjectReader[ServiceOnCall]):
+    """ServiceOnCalls, read only: who runs a service, and its on-call schedule."""
+
+    model = ServiceOnCall
+
+    def of_service(self, service: str) -> list[ServiceOnCall]:
+        """The ServiceOnCalls naming this service, in every namespace (one, once claimed)."""
+        return self.find(None, f"spec.service.name={service}")

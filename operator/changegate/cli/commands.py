@@ -29,7 +29,9 @@ from changegate.cli.draft import (
 )
 from changegate.cli.errors import CommandError, ExitCode
 from changegate.cli.formats import OutputFormat, dump, dump_change, dump_changes
+from changegate.cli.incidents import run_incident
 from changegate.cli.manifest import manifest_namespace, manifest_targets
+from changegate.cli.oncall import show_on_call
 from changegate.cli.parser import build_parser
 from changegate.cli.pipeline import (
     SourceHints,
@@ -173,6 +175,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Connection], None]] = {
     "cancel": cancel_change,
     "status": show_change,
     "list": list_changes,
+    "incident": run_incident,
+    "oncall": show_on_call,
 }
 
 

@@ -1,4 +1,4 @@
-"""The command line: `changegate request|approve|reject|cancel|status|list`.
+"""The command line: `changegate request|approve|reject|cancel|status|list|incident|oncall`.
 
 argparse only. Connection flags (--kubeconfig, --context, -n) are accepted
 before or after the command, as kubectl accepts them, because `kubectl
@@ -13,15 +13,15 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TypeVar
 
-from changegate.api.v1alpha1 import ChangePhase, ChangeType, Level
+from changegate.api.v1alpha1 import ChangePhase, ChangeType, Level, ResolutionCode, Severity
 from changegate.cli.formats import OutputFormat
 from changegate.cli.progress import AWAITABLE
 
 E = TypeVar("E", bound=StrEnum)
 
 DESCRIPTION = """\
-Raise, approve and follow changegate ChangeRequests as yourself (your kubeconfig
-identity). Also installed as kubectl-changegate, so `kubectl changegate ...` works."""
+Raise, approve and follow changegate ChangeRequests, act on Incidents and see who
+is on call, as yourself (your kubeconfig identity). Also installed as kubectl-changegate, so `kubectl changegate ...` works."""
 
 EPILOG = """\
 exit codes: 0 ok, 1 refused by the API server or unreachable, 2 bad usage,
@@ -37,6 +37,9 @@ BUILD_URL). Without a commit time, the checkout's git history is asked for it.
 example:
   changegate request --service payments-api --target deployment/payments-api \\
       --image api=registry.example.com/payments/api:1.4.2 --wait --until Approved"""
+
+# A person ends an incident with one of these; AutoResolved is the intake's.
+PERSON_CODES = tuple(c for c in ResolutionCode if c is not ResolutionCode.AUTO_RESOLVED)
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -222,6 +225,117 @@ def add_reading_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     add_output_flag(listing)
 
 
+def count(text: str) -> int:
+    """A whole number of at least 0, for --next."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number such as 3")
+    return int(text)
+
+
+def add_incident_action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse.ArgumentParser:
+    """One `changegate incident ACTION NAME` command: connection flags and the Incident."""
+    action = actions.add_parser(name, help=help_text, description=help_text)
+    add_connection_flags(action, inherit=True)
+    action.add_argument("name", help="the Incident")
+    return action
+
+
+def add_incident_reading(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    declare = actions.add_parser(
+        "declare",
+        help="open an Incident by hand (prints its name)",
+        description="Open an Incident by hand; print its name on stdout.",
+    )
+    add_connection_flags(declare, inherit=True)
+    declare.add_argument("--service", required=True, help="the service (its ServiceOnCall)")
+    declare.add_argument("--summary", required=True, help="one line saying what is wrong")
+    declare.add_argument(
+        "--severity",
+        type=enum_parser(Severity),
+        required=True,
+        metavar="SEVERITY",
+        help="Critical, High, Medium or Low",
+    )
+    declare.add_argument("--description", help="what is known so far")
+    declare.add_argument("--major", action="store_true", help="declare it major at once")
+    declare.add_argument("--name", help="name of the Incident (default: <service>-<random>)")
+
+    listing = actions.add_parser("list", help="list incidents as a table, newest first")
+    add_connection_flags(listing, inherit=True)
+    listing.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="list incidents in every namespace"
+    )
+    listing.add_argument("--service", help="only incidents of this service")
+    listing.add_argument("--open", action="store_true", help="only incidents not yet resolved")
+    add_output_flag(listing)
+
+    show = add_incident_action(
+        actions, "show", "show one incident: alerts, pages, suspects, timeline, times"
+    )
+    add_output_flag(show)
+
+
+def add_incident_actions(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ack = add_incident_action(actions, "ack", "acknowledge an incident as yourself")
+    ack.add_argument("--comment", help="what you are doing about it")
+    note = add_incident_action(actions, "note", "add a note to an incident as yourself")
+    note.add_argument("text", help="the note")
+    assign = add_incident_action(actions, "assign", "name who works on an incident")
+    assign.add_argument("user", help="user name of the assignee")
+    commander = add_incident_action(actions, "commander", "name an incident's commander")
+    commander.add_argument("user", help="user name of the incident commander")
+    reassign = add_incident_action(actions, "reassign", "hand an incident to another service")
+    reassign.add_argument("service", help="the service (its ServiceOnCall) that owns it now")
+    major = add_incident_action(actions, "major", "declare an incident major")
+    major.add_argument(
+        "--freeze-changes",
+        action="store_true",
+        help="also refuse Normal and Standard rollouts of the affected services while it is open",
+    )
+    resolve = add_incident_action(actions, "resolve", "resolve an incident as yourself")
+    resolve.add_argument(
+        "--code",
+        type=enum_parser(ResolutionCode, PERSON_CODES),
+        required=True,
+        metavar="CODE",
+        help="Fixed, Workaround, NoActionNeeded or Duplicate",
+    )
+    resolve.add_argument("--note", required=True, help="what was done, for the record")
+    cause = add_incident_action(
+        actions, "cause", "confirm a suspect change (a DeploymentRecord) as the cause"
+    )
+    cause.add_argument("record", help="the DeploymentRecord")
+
+
+def add_incident_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    incident = commands.add_parser(
+        "incident",
+        help="declare, list, show and act on incidents",
+        description="Declare, list, show and act on Incidents as yourself; the webhook"
+        " records who did what.",
+    )
+    add_connection_flags(incident, inherit=True)
+    actions = incident.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_incident_reading(actions)
+    add_incident_actions(actions)
+
+
+def add_oncall_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    oncall = commands.add_parser(
+        "oncall",
+        help="who is on call, and until when",
+        description="Who is on call for each service (or one) at an instant, until when,"
+        " and the next shifts, worked out from each ServiceOnCall's schedule.",
+    )
+    add_connection_flags(oncall, inherit=True)
+    oncall.add_argument("service", nargs="?", help="only this service (any namespace)")
+    oncall.add_argument("--at", metavar="TIME", help="the instant (RFC 3339; default: now)")
+    oncall.add_argument("--next", type=count, default=0, metavar="N", help="also the next N shifts")
+    add_output_flag(oncall)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="changegate",
@@ -234,4 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_request_command(commands)
     add_decision_commands(commands)
     add_reading_commands(commands)
+    add_incident_commands(commands)
+    add_oncall_command(commands)
     return parser
