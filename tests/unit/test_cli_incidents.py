@@ -591,11 +591,10 @@ class FakeServiceOnCalls:
         self.items = items
 
     def find(self, namespace: str | None) -> list[ServiceOnCall]:
-        assert namespace is None
-        return list(self.items)
+        return [s for s in self.items if namespace in (None, s.metadata.namespace)]
 
-    def of_service(self, service: str) -> list[ServiceOnCall]:
-        return [s for s in self.items if s.spec.service.name == service]
+    def of_service(self, service: str, namespace: str | None = None) -> list[ServiceOnCall]:
+        return [s for s in self.find(namespace) if s.spec.service.name == service]
 
 
 def test_oncall_prints_json_for_one_service(
@@ -613,6 +612,17 @@ def test_oncall_prints_json_for_one_service(
     shifts = printed["items"][0]["shifts"]
     assert [s["onCall"][0]["user"] for s in shifts] == ["alice", "bob"]
     assert shifts[0]["onCall"][0] == {"user": "alice", "source": "Rotation", "rotation": "primary"}
+
+
+def test_oncall_with_a_namespace_reads_only_that_namespace(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readers = FakeServiceOnCalls(service_on_call(), service_on_call("search", rotations=[]))
+    monkeypatch.setattr(oncall_cli, "on_call_reader", lambda connection: readers)
+    assert main(["oncall", "-n", "search-prod", "--at", "2025-01-08T12:00:00Z"]) == ExitCode.OK
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["search"]
+    assert main(["oncall", "payments-api", "-n", "search-prod"]) == ExitCode.ERROR
 
 
 def test_oncall_for_an_unknown_service_is_an_error(

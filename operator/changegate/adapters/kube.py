@@ -726,6 +726,7 @@ class ServiceOnCalls(ObjectReader[ServiceOnCall]):
 
     model = ServiceOnCall
 
-    def of_service(self, service: str) -> list[ServiceOnCall]:
-        """The ServiceOnCalls naming this service, in every namespace (one, once claimed)."""
-        return self.find(None, f"spec.service.name={service}")
+    def of_service(self, service: str, namespace: str | None = None) -> list[ServiceOnCall]:
+        """The ServiceOnCalls naming this service, in one namespace or every one (where one
+        exists, once claimed)."""
+        return self.find(namespace, f"spec.service.name={service}")

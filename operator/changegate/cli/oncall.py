@@ -1,7 +1,6 @@
 """`changegate oncall [SERVICE] [--at TIME] [--next N]`: who is on call, and until when.
 
-Reads ServiceOnCalls (every one the caller may list, or one service's across
-namespaces) and asks the pure on-call core, not the status the controller
+Reads ServiceOnCalls (every namespace's, or those of -n; all, or one service's) and asks the pure on-call core, not the status the controller
 wrote, so any instant can be asked about. Nobody on call is printed as such,
 with the core's reason, never as an empty cell.
 """
@@ -127,13 +126,16 @@ def on_call_reader(connection: Connection) -> ServiceOnCalls:
 
 
 def service_on_calls(args: argparse.Namespace, connection: Connection) -> list[ServiceOnCall]:
+    """The ServiceOnCalls asked about: every namespace's, or only those of -n when given
+    (a product team may read only its own namespaces)."""
     reader = on_call_reader(connection)
+    scope = args.namespace or None
     if args.service:
-        found = reader.of_service(args.service)
+        found = reader.of_service(args.service, scope)
         if not found:
             raise CommandError(f"no ServiceOnCall declares the service {args.service!r}")
         return found
-    return reader.find(None)
+    return reader.find(scope)
 
 
 def show_on_call(args: argparse.Namespace, connection: Connection) -> None:
