@@ -107,3 +107,9 @@ ALERT_TO_FIRST_PAGE = Histogram(
     ["service"],
     buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
 )
+SERVICE_ON_CALL = Gauge(
+    "changegate_service_on_call",
+    "Whether anyone is on call for the service now: 1, or 0 when nobody is (its OnCall condition"
+    " is False; an alert would page nobody).",
+    ["service"],
+)

@@ -10,6 +10,7 @@ the answer's `until` passes (a handoff); nobody on call is the condition False.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -31,6 +32,7 @@ from changegate.core.oncall.wallclock import ScheduleError
 from changegate.handlers.controller.indexes import Environment, Indexes
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.state import ControllerState, parse, state_of
+from changegate.metrics import SERVICE_ON_CALL
 
 ON_CALL = "OnCall"  # condition type: False says nobody is on call, and why
 
@@ -86,9 +88,24 @@ def answer_of(soc: ServiceOnCall, now: dt.datetime) -> OnCallAnswer | str:
         return f"nobody is on call: the schedule cannot be evaluated ({error})"
 
 
+def count_on_call(soc: ServiceOnCall, answer: OnCallAnswer | str) -> None:
+    """The on-call gauge, set wherever the status is refreshed: 0 is the nobody-on-call alert's."""
+    nobody = isinstance(answer, str) or answer.nobody
+    SERVICE_ON_CALL.labels(soc.spec.service.name).set(0 if nobody else 1)
+
+
+def forget_on_call(body: kopf.Body) -> None:
+    """A deleted service leaves the gauge, so no alert speaks of it."""
+    name = body.get("spec", {}).get("service", {}).get("name")
+    if name:
+        with contextlib.suppress(KeyError):
+            SERVICE_ON_CALL.remove(name)
+
+
 def on_call_patch(soc: ServiceOnCall, now: dt.datetime) -> dict[str, Any] | None:
     """status.onCall and the OnCall condition as they should read now; None when they do."""
     answer = answer_of(soc, now)
+    count_on_call(soc, answer)
     generation = soc.metadata.generation
     previous = soc.status.conditions
     if isinstance(answer, str) or answer.nobody:
@@ -147,6 +164,7 @@ def reconcile_on_call(
 ) -> None:
     """Who is on call, written whenever the ServiceOnCall changes (its schedule, say)."""
     if type == "DELETED" or body.metadata.get("deletionTimestamp"):
+        forget_on_call(body)
         return
     soc = parse(ServiceOnCall, body)
     if soc is None:
