@@ -101,6 +101,7 @@ def test_the_chains_run_in_this_order() -> None:
     assert names(CREATE_RULES) == [
         "raised_by_operator",
         "review_state_on_create",
+        "operator_marks_on_create",
         "requester_is_the_writer",
         "no_approvals_on_create",
         "emergency_by_its_group",
@@ -108,6 +109,7 @@ def test_the_chains_run_in_this_order() -> None:
     ]
     assert names(UPDATE_RULES) == [
         "review_state_by_change_managers",
+        "operator_marks_by_operator",
         "requester_immutable",
         "immutable_fields",
         "approvals_append_only",

@@ -65,9 +65,10 @@ def test_a_template_that_fits_makes_the_change_standard() -> None:
     assert change.spec.type is ChangeType.STANDARD
     assert change.spec.template_ref is not None
     assert change.spec.template_ref.name == "payments-api-image-update"
-    assert change.metadata.name == "promote-payments-api-7"
+    assert change.metadata.generate_name == "promote-payments-api-"
     assert change.metadata.namespace == NAMESPACE
-    assert change.metadata.labels == {PROMOTED_FROM: "staging"}
+    assert change.metadata.labels[PROMOTED_FROM] == "staging"
+    assert change.metadata.labels["changegate.io/raised-for"]  # how a retry finds it
 
 
 @pytest.mark.parametrize(
@@ -125,10 +126,11 @@ def test_an_emergency_change_is_named_after_the_rollout_and_keeps_its_images() -
     seen = observe(with_workload_status(body, replicas=3), NOW)
     assert seen is not None
     change = emergency_change(seen, SERVICE)
-    assert change.metadata.name == f"emergency-{SERVICE}-5"
+    assert change.metadata.generate_name == f"emergency-{SERVICE}-"
     assert change.spec.type is ChangeType.EMERGENCY
     assert change.spec.emergency_reason == "payments down"
-    assert change.metadata.labels == {"changegate.io/review": "required"}
+    assert change.metadata.labels["changegate.io/review"] == "required"
+    assert change.metadata.labels["changegate.io/raised-for"]  # how a retry finds it
     assert change.metadata.annotations == {"changegate.io/deployment-record": seen.key}
     images = {i.container: i.image for i in change.spec.targets[0].images}
     assert images == {"api": NEW_IMAGE, "migrate": INIT}

@@ -17,6 +17,7 @@ import pytest
 from changegate.api.v1alpha1.changerequest import ChangeRequest, RolloutResult
 from changegate.api.v1alpha1.common import ChangeType, ContainerImage, ObjectRef, WorkloadKind
 from changegate.api.v1alpha1.deploymentrecord import AdmissionBasis, FinalResult, WorkloadRef
+from changegate.core.change.revisions import ControllerRevisionFact
 from changegate.core.change.rollouts import Observation, evidence, observe, with_rollout
 from tests.unit.builders import (
     DIGEST,
@@ -64,6 +65,13 @@ def complete(n: int = 3, finished: datetime = FINISHED) -> dict[str, Any]:
         "availableReplicas": n,
         "conditions": [progressing("NewReplicaSetAvailable", finished)],
     }
+
+
+# A StatefulSet's or DaemonSet's ControllerRevisions: "r2" is the newest (revision 4).
+CONTROLLER_REVISIONS = [
+    ControllerRevisionFact("r1", 3, "h1"),
+    ControllerRevisionFact("r2", 4, "h2"),
+]
 
 
 def stateful_set(**status: Any) -> dict[str, Any]:
@@ -156,7 +164,7 @@ OUTCOMES = [
 def test_observe_outcome(
     body: dict[str, Any], result: FinalResult | None, finished: datetime | None
 ) -> None:
-    seen = observe(body, NOW)
+    seen = observe(body, NOW, CONTROLLER_REVISIONS)
     assert seen is not None
     assert (seen.result, seen.finished) == (result, finished)
     if seen.finished is not None:
@@ -186,7 +194,7 @@ def test_observe_reads_the_rollout_the_webhook_stamped() -> None:
         result=FinalResult.SUCCEEDED,
         finished=at(-0.1),
     )
-    assert seen.key == f"{NAMESPACE}.{SERVICE}.7"
+    assert seen.key == f"{NAMESPACE}.{SERVICE}.uidpayme.7"
 
 
 BASES = [
@@ -207,16 +215,16 @@ def test_observe_basis_of_admission(
 
 
 REVISIONS = [
-    pytest.param(deployment(**complete()), 2, f"{NAMESPACE}.{SERVICE}.2", id="deployment-from-revision-annotation"),
-    pytest.param(with_workload_status(admitted(workload_body(), revision=12, generation=30), **complete()), 12, f"{NAMESPACE}.{SERVICE}.12", id="deployment-annotation-not-generation"),
-    pytest.param(stateful_set(updateRevision="r", currentRevision="r", updatedReplicas=3, readyReplicas=3), 4, f"{NAMESPACE}.{SERVICE}-statefulset.4", id="statefulset-from-generation"),
-    pytest.param(daemon_set(desiredNumberScheduled=1, updatedNumberScheduled=1, numberAvailable=1), 5, f"{NAMESPACE}.{SERVICE}-daemonset.5", id="daemonset-from-generation"),
+    pytest.param(deployment(**complete()), 2, f"{NAMESPACE}.{SERVICE}.uidpayme.2", id="deployment-from-revision-annotation"),
+    pytest.param(with_workload_status(admitted(workload_body(), revision=12, generation=30), **complete()), 12, f"{NAMESPACE}.{SERVICE}.uidpayme.12", id="deployment-annotation-not-generation"),
+    pytest.param(stateful_set(updateRevision="r2", currentRevision="r2", updatedReplicas=3, readyReplicas=3), 4, f"{NAMESPACE}.{SERVICE}-statefulset.uidpayme.4", id="statefulset-from-its-update-revision"),
+    pytest.param(daemon_set(desiredNumberScheduled=1, updatedNumberScheduled=1, numberAvailable=1), 4, f"{NAMESPACE}.{SERVICE}-daemonset.uidpayme.4", id="daemonset-from-its-newest-revision"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("body", "revision", "key"), REVISIONS)
 def test_observe_revision_and_record_key(body: dict[str, Any], revision: int, key: str) -> None:
-    seen = observe(body, NOW)
+    seen = observe(body, NOW, CONTROLLER_REVISIONS)
     assert seen is not None
     assert (seen.revision, seen.key) == (revision, key)
 
@@ -297,7 +305,7 @@ def test_evidence_of_a_change_rollout() -> None:
     change = approved_by_two()
     seen = finished_observation(images={"api": NEW_IMAGE, "proxy": SIDECAR})
     record = evidence(seen, change, SERVICE, "production", True, {"api": DIGEST})
-    assert record.metadata.name == f"{NAMESPACE}.{SERVICE}.2"
+    assert record.metadata.name == f"{NAMESPACE}.{SERVICE}.uidpayme.2"
     assert record.metadata.labels == {"changegate.io/service": SERVICE}
     spec = record.spec
     assert (spec.service, spec.environment, spec.namespace, spec.production) == (
@@ -379,7 +387,7 @@ def test_evidence_without_a_change() -> None:
 def test_evidence_of_a_statefulset_names_the_kind() -> None:
     seen = finished_observation(kind=WorkloadKind.STATEFUL_SET, revision=4)
     record = evidence(seen, approved_change(), SERVICE, "production", True, {})
-    assert record.metadata.name == f"{NAMESPACE}.{SERVICE}-statefulset.4"
+    assert record.metadata.name == f"{NAMESPACE}.{SERVICE}-statefulset.uidpayme.4"
     assert record.spec.workload.kind is WorkloadKind.STATEFUL_SET
 
 

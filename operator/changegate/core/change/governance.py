@@ -24,6 +24,7 @@ from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.common import ChangeType
 from changegate.api.v1alpha1.serviceoncall import ChangePolicy, ServiceOnCall
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
+from changegate.core.change.raised import operator_marks
 from changegate.core.common import User, timestamp
 
 
@@ -131,6 +132,22 @@ def review_state_on_create(new: NewChange) -> Verdict | None:
     return _review_refusal(new.user)
 
 
+def _marks_refusal(user: User) -> Verdict:
+    return refuse(
+        "OperatorMarks",
+        "the labels and annotations that link a change to what raised it (changegate.io/"
+        f"raised-for, deployment-record, promoted-from, requester-unverified) are written only"
+        f" by the operator; {user.username} may not set, change or remove them",
+    )
+
+
+def operator_marks_on_create(new: NewChange) -> Verdict | None:
+    """Nobody but the operator raises a change that claims to be one it raised."""
+    if new.operator or not operator_marks(new.change):
+        return None
+    return _marks_refusal(new.user)
+
+
 def requester_is_the_writer(new: NewChange) -> Verdict | None:
     requester = new.change.spec.requester
     if requester is None or requester == new.user.username:
@@ -203,6 +220,7 @@ class ChangeEdit:
     facts: ChangeFacts  # of the old object
     phase: ChangePhase
     may_review: bool = False  # a change manager (or the operator): may change review state
+    operator: bool = False  # the operator's own identity
 
     @classmethod
     def of(
@@ -213,10 +231,11 @@ class ChangeEdit:
         policy: ServicePolicy | None,
         now: datetime,
         may_review: bool = False,
+        operator: bool = False,
     ) -> ChangeEdit:
         facts = ChangeFacts.from_model(old)
         phase = facts.effective_phase(policy)
-        return cls(old, new, user, policy, now, facts, phase, may_review)
+        return cls(old, new, user, policy, now, facts, phase, may_review, operator)
 
     @property
     def added(self) -> list[Approval]:
@@ -234,6 +253,13 @@ def review_state_by_change_managers(edit: ChangeEdit) -> Verdict | None:
     if edit.may_review or review_state(edit.old) == review_state(edit.new):
         return None
     return _review_refusal(edit.user)
+
+
+def operator_marks_by_operator(edit: ChangeEdit) -> Verdict | None:
+    """The operator's marks stay as it wrote them: nobody else adds, moves or removes one."""
+    if edit.operator or operator_marks(edit.old) == operator_marks(edit.new):
+        return None
+    return _marks_refusal(edit.user)
 
 
 def requester_immutable(edit: ChangeEdit) -> Verdict | None:
@@ -384,6 +410,7 @@ def stamp_approval(edit: ChangeEdit) -> Verdict:
 CREATE_RULES: tuple[Callable[[NewChange], Verdict | None], ...] = (
     raised_by_operator,
     review_state_on_create,
+    operator_marks_on_create,
     requester_is_the_writer,
     no_approvals_on_create,
     emergency_by_its_group,
@@ -391,6 +418,7 @@ CREATE_RULES: tuple[Callable[[NewChange], Verdict | None], ...] = (
 )
 UPDATE_RULES: tuple[Callable[[ChangeEdit], Verdict | None], ...] = (
     review_state_by_change_managers,
+    operator_marks_by_operator,
     requester_immutable,
     immutable_fields,
     approvals_append_only,
@@ -429,7 +457,7 @@ def review_change_request(
     """
     if operation == "CREATE" or old is None:
         return first_verdict(CREATE_RULES, NewChange(new, user, policy, operator, may_review))
-    edit = ChangeEdit.of(old, new, user, policy, now, may_review)
+    edit = ChangeEdit.of(old, new, user, policy, now, may_review, operator)
     return first_verdict(UPDATE_RULES, edit)
 
 

@@ -3,7 +3,9 @@
 `promotion` reads the pre-production workload body once its rollout has
 succeeded; `production_change` builds the ChangeRequest production gets, as
 Standard under the first active template of the service that fits it, else
-Normal (and so Pending). Named after the rollout, so a retry raises nothing twice.
+Normal (and so Pending). Its name is generated; a label carrying the hash of the
+pre-production rollout lets a retry find it instead of raising it twice. Its
+requester is the deployer the webhook stamped, only while that stamp is trusted.
 """
 
 from __future__ import annotations
@@ -30,15 +32,26 @@ from changegate.api.v1alpha1.common import (
     WorkloadKind,
 )
 from changegate.api.v1alpha1.deploymentrecord import FinalResult
-from changegate.core.change.admission import DEPLOYER_ANNOTATION
-from changegate.core.change.rollouts import outcome, revision_of, seen_by_its_controller
+from changegate.core.change.provenance import trusted_deployer
+from changegate.core.change.raised import (
+    PROMOTED_FROM,
+    RAISED_FOR,
+    REQUESTER_UNVERIFIED,
+    generated_prefix,
+    raised_for,
+)
+from changegate.core.change.revisions import ControllerRevisionFact, rolled_out_revision
+from changegate.core.change.rollouts import outcome, seen_by_its_controller
 from changegate.core.change.templates import WorkloadImages, WorkloadLabels, template_fit
 from changegate.core.change.workloads import workload_images
 
 SOURCE_REPOSITORY = "changegate.io/source-repository"
 SOURCE_COMMIT = "changegate.io/source-commit"
 SOURCE_COMMIT_TIME = "changegate.io/source-commit-time"
-PROMOTED_FROM = "changegate.io/promoted-from"
+UNVERIFIED = (
+    "no requester claimed: the pre-production rollout carries no deployer stamp the webhook"
+    " made for this template"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,26 +65,37 @@ class Promotion:
     images: dict[str, str]
     source: dict[str, str]
     deployer: str | None
+    uid: str = ""
 
     @property
-    def change_name(self) -> str:
-        return f"promote-{self.name}-{self.revision}"[:253]
+    def key(self) -> str:
+        """What raised production's change: this workload (by UID) at this revision."""
+        return f"{self.namespace}/{self.kind.value}/{self.name}/{self.uid}/{self.revision}"
+
+    @property
+    def raised_for(self) -> str:
+        return raised_for(self.key)
 
 
-def promotion(body: Mapping[str, Any], now: dt.datetime) -> Promotion | None:
+def promotion(
+    body: Mapping[str, Any],
+    now: dt.datetime,
+    revisions: Iterable[ControllerRevisionFact] = (),
+) -> Promotion | None:
     """The pre-production rollout in this body, once it has finished successfully.
 
-    Pre-production is not governed, so nothing is stamped: the source comes from
-    the annotations the pipeline sets (changegate.io/source-commit and friends).
+    Pre-production is not gated: the source comes from the annotations the pipeline
+    sets (changegate.io/source-commit and friends); the deployer from the webhook's
+    stamp, when it was made for this template (core/change/provenance.py).
     """
     metadata = body.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
     kind = WorkloadKind(body.get("kind", "Deployment"))
     if not seen_by_its_controller(body):
         return None
-    revision = revision_of(kind, metadata)
+    revision = rolled_out_revision(kind, body, revisions)
     result, _ = outcome(kind, body.get("spec") or {}, body.get("status") or {}, now)
-    if revision <= 0 or result is not FinalResult.SUCCEEDED:
+    if revision is None or result is not FinalResult.SUCCEEDED:
         return None
     source = {
         key: annotations[annotation]
@@ -86,10 +110,11 @@ def promotion(body: Mapping[str, Any], now: dt.datetime) -> Promotion | None:
         kind=kind,
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
-        revision=revision,
+        revision=revision.number,
         images=workload_images(body),
         source=source if {"repository", "commit"} <= source.keys() else {},
-        deployer=annotations.get(DEPLOYER_ANNOTATION) or None,
+        deployer=trusted_deployer(body),
+        uid=str(metadata.get("uid", "")),
     )
 
 
@@ -114,7 +139,10 @@ def normal_change(
     images = [ContainerImage(container=c, image=i) for c, i in sorted(promoted.images.items())]
     return ChangeRequest(
         metadata=ObjectMeta(
-            name=promoted.change_name, namespace=production, labels={PROMOTED_FROM: environment}
+            generate_name=generated_prefix("promote", promoted.name),
+            namespace=production,
+            labels={PROMOTED_FROM: environment, RAISED_FOR: promoted.raised_for},
+            annotations={} if promoted.deployer else {REQUESTER_UNVERIFIED: UNVERIFIED},
         ),
         spec=ChangeRequestSpec(
             service=service,

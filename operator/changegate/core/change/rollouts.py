@@ -9,7 +9,7 @@ Pure: the controller gathers bodies and pods, and writes what these return.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +42,20 @@ from changegate.core.change.admission import (
     DEPLOYER_ANNOTATION,
     Reason,
 )
-from changegate.core.change.workloads import workload_images
+from changegate.core.change.raised import (
+    DEPLOYMENT_RECORD,
+    RAISED_FOR,
+    generated_prefix,
+    raised_for,
+)
+from changegate.core.change.revisions import (
+    ControllerRevisionFact,
+    rolled_out_revision,
+    short_uid,
+)
+from changegate.core.change.workloads import partition_of, workload_images
 from changegate.core.common import parse_time, raw_condition, seconds_between
 
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 _BASIS = {
     Reason.APPROVED_CHANGE.value: AdmissionBasis.CHANGE,
     Reason.ROLLBACK.value: AdmissionBasis.ROLLBACK,
@@ -72,19 +82,24 @@ class Observation:
     # None while in progress; otherwise the outcome and when it was reached.
     result: FinalResult | None
     finished: dt.datetime | None
+    # The ControllerRevision rolled out (StatefulSets, DaemonSets): whose pods run it.
+    controller_revision: ControllerRevisionFact | None = None
 
     @property
     def key(self) -> str:
-        """The DeploymentRecord's name: one record per workload revision, whatever retries."""
-        suffix = "" if self.kind is WorkloadKind.DEPLOYMENT else f"-{self.kind.value.lower()}"
-        return f"{self.namespace}.{self.name}{suffix}.{self.revision}"
+        """The DeploymentRecord's name: one record per workload revision, whatever retries.
+
+        The workload's UID, shortened, tells a recreated workload's revision 1 from
+        its namesake's: a record name is never reused.
+        """
+        return record_name(self.kind, self.namespace, self.name, self.uid, self.revision)
 
 
-def revision_of(kind: WorkloadKind, metadata: Mapping[str, Any]) -> int:
-    """A Deployment's rollout revision; for the other kinds, the generation."""
-    if kind is WorkloadKind.DEPLOYMENT:
-        return int((metadata.get("annotations") or {}).get(REVISION_ANNOTATION) or 0)
-    return int(metadata.get("generation") or 0)
+def record_name(kind: WorkloadKind, namespace: str, name: str, uid: str, revision: int) -> str:
+    """`<namespace>.<name>[-<kind>].<uid prefix>.<revision>`."""
+    suffix = "" if kind is WorkloadKind.DEPLOYMENT else f"-{kind.value.lower()}"
+    uid_part = f".{short_uid(uid)}" if uid else ""
+    return f"{namespace}.{name}{suffix}{uid_part}.{revision}"[:253]
 
 
 def seen_by_its_controller(body: Mapping[str, Any]) -> bool:
@@ -93,8 +108,16 @@ def seen_by_its_controller(body: Mapping[str, Any]) -> bool:
     return int(status.get("observedGeneration") or 0) >= int(metadata.get("generation") or 0)
 
 
-def observe(body: Mapping[str, Any], now: dt.datetime) -> Observation | None:
-    """The admitted rollout in this body, or None when changegate admitted none."""
+def observe(
+    body: Mapping[str, Any],
+    now: dt.datetime,
+    revisions: Iterable[ControllerRevisionFact] = (),
+) -> Observation | None:
+    """The admitted rollout in this body, or None when changegate admitted none.
+
+    `revisions`: the ControllerRevisions of a StatefulSet or DaemonSet, whose
+    revision numbers key its records (scaling bumps the generation, not these).
+    """
     metadata = body.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
     basis = _BASIS.get(annotations.get(ADMISSION_ANNOTATION, ""))
@@ -105,8 +128,8 @@ def observe(body: Mapping[str, Any], now: dt.datetime) -> Observation | None:
         return None  # the workload controller has not seen the admitted spec yet
     kind = WorkloadKind(body.get("kind", "Deployment"))
     spec, status = body.get("spec") or {}, body.get("status") or {}
-    revision = revision_of(kind, metadata)
-    if revision <= 0:
+    revision = rolled_out_revision(kind, body, revisions)
+    if revision is None:
         return None
     result, finished = outcome(kind, spec, status, now)
     if finished is not None:
@@ -117,7 +140,7 @@ def observe(body: Mapping[str, Any], now: dt.datetime) -> Observation | None:
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         uid=str(metadata.get("uid", "")),
-        revision=revision,
+        revision=revision.number,
         images=workload_images(body),
         basis=basis,
         change=annotations.get(CHANGE_ANNOTATION) or None,
@@ -126,6 +149,7 @@ def observe(body: Mapping[str, Any], now: dt.datetime) -> Observation | None:
         break_glass=annotations.get(BREAK_GLASS) or None,
         result=result,
         finished=finished,
+        controller_revision=revision.controller_revision,
     )
 
 
@@ -146,12 +170,7 @@ def outcome(
             return FinalResult.SUCCEEDED, parse_time(progressing.get("lastUpdateTime")) or now
         return None, None
     if kind is WorkloadKind.STATEFUL_SET:
-        want = int(spec.get("replicas", 1))
-        done = (
-            status.get("updateRevision") == status.get("currentRevision")
-            and int(status.get("updatedReplicas") or 0) == want
-            and int(status.get("readyReplicas") or 0) == want
-        )
+        done = stateful_set_done(spec, status)
         return (FinalResult.SUCCEEDED, now) if done else (None, None)
     want = int(status.get("desiredNumberScheduled") or 0)
     done = (
@@ -159,6 +178,23 @@ def outcome(
         and int(status.get("numberAvailable") or 0) == want
     )
     return (FinalResult.SUCCEEDED, now) if done else (None, None)
+
+
+def stateful_set_done(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """All pods ready, and those at or above the partition run the update revision.
+
+    Unpartitioned, that is every pod (the current revision becomes the update one);
+    partitioned, the pods below the partition keep the old revision by design.
+    """
+    want = int(spec.get("replicas", 1))
+    partition = partition_of({"spec": spec})
+    ready = int(status.get("readyReplicas") or 0) == want
+    updated = int(status.get("updatedReplicas") or 0)
+    if partition > 0:
+        return ready and updated == max(want - partition, 0)
+    return (
+        ready and updated == want and status.get("updateRevision") == status.get("currentRevision")
+    )
 
 
 def with_rollout(change: ChangeRequest, seen: Observation, record: str | None) -> list[Rollout]:
@@ -250,14 +286,15 @@ def evidence(
 def emergency_change(seen: Observation, service: str) -> ChangeRequest:
     """The Emergency ChangeRequest a break-glass rollout raises after the fact, for review.
 
-    Named after the workload and revision, so a retry raises nothing twice.
+    Its name is generated, so nobody pre-creates it; the operator finds it again by
+    its raised-for label (the record's name, hashed), so a retry raises nothing twice.
     """
     return ChangeRequest(
         metadata=ObjectMeta(
-            name=f"emergency-{seen.name}-{seen.revision}"[:253],
+            generate_name=generated_prefix("emergency", seen.name),
             namespace=seen.namespace,
-            labels={"changegate.io/review": "required"},
-            annotations={"changegate.io/deployment-record": seen.key},
+            labels={"changegate.io/review": "required", RAISED_FOR: raised_for(seen.key)},
+            annotations={DEPLOYMENT_RECORD: seen.key},
         ),
         spec=ChangeRequestSpec(
             service=service,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -27,7 +27,9 @@ from changegate.api.v1alpha1 import (
 from changegate.api.v1alpha1.deploymentrecord import DeploymentRecord
 from changegate.api.v1alpha1.incident import Incident
 from changegate.core.change.facts import ServicePolicy
+from changegate.core.change.raised import RAISED_FOR
 from changegate.core.change.retention import finish_time
+from changegate.core.change.revisions import ControllerRevisionFact, controller_revision_of
 from changegate.core.change.workloads import workload_images
 from changegate.core.incident.suspects import DeploymentFact, fact_of
 from changegate.handlers.controller.registry import registry
@@ -154,6 +156,24 @@ def expiry_by_change(
     return {(namespace, name): expires} if expires else {}
 
 
+@kopf.index(GROUP, VERSION, "changerequests", registry=registry)
+def raised_changes(body: kopf.Body, namespace: str, **_: Any) -> dict[Any, ChangeRequest]:
+    """Changes the operator raised, by the hash of what raised them (their raised-for label).
+
+    Only the operator may write that label (the changerequests review refuses anyone else).
+    """
+    change = parse(ChangeRequest, body)
+    mark = change.metadata.labels.get(RAISED_FOR) if change else None
+    return {(namespace, mark): change} if change and mark else {}
+
+
+@kopf.index("apps", "v1", "controllerrevisions", registry=registry)
+def controller_revisions(body: kopf.Body, namespace: str, **_: Any) -> dict[Any, Any]:
+    """StatefulSets' and DaemonSets' ControllerRevisions, by (namespace, owner uid)."""
+    found = controller_revision_of(body)
+    return {(namespace, found[0]): found[1]} if found else {}
+
+
 @kopf.index(GROUP, VERSION, "changetemplates", registry=registry)
 def templates_by_name(
     body: kopf.Body, namespace: str, name: str, **_: Any
@@ -201,6 +221,8 @@ class Indexes:
     socs_by_service: Store
     incidents: Store
     deployments: Store
+    raised: Store = field(default_factory=dict)
+    revisions: Store = field(default_factory=dict)
 
     @classmethod
     def of(cls, kwargs: Mapping[str, Any]) -> Indexes:
@@ -218,6 +240,8 @@ class Indexes:
             socs_by_service=kwargs.get("service_on_calls_by_service", {}),
             incidents=kwargs.get("incidents_by_name", {}),
             deployments=kwargs.get("deployments_by_service", {}),
+            raised=kwargs.get("raised_changes", {}),
+            revisions=kwargs.get("controller_revisions", {}),
         )
 
     def environment(self, namespace: str) -> Environment | None:
@@ -250,6 +274,14 @@ class Indexes:
 
     def changes_under(self, namespace: str, template: str) -> list[ChangeRequest]:
         return list(self.standard_changes.get((namespace, template)) or ())
+
+    def raised_change(self, namespace: str, mark: str) -> ChangeRequest | None:
+        """The change the operator raised for this mark (see core/change/raised.py)."""
+        found: ChangeRequest | None = _first(self.raised, (namespace, mark))
+        return found
+
+    def controller_revisions(self, namespace: str, uid: str) -> list[ControllerRevisionFact]:
+        return list(self.revisions.get((namespace, uid)) or ())
 
     def record_exists(self, name: str) -> bool:
         return name in self.records

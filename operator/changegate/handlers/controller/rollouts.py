@@ -19,7 +19,9 @@ import kopf
 from changegate.adapters.kube import Conflict, KubeError
 from changegate.api.v1alpha1 import AdmissionBasis, ChangeRequest, FinalResult
 from changegate.core.change.promotion import production_change, promotion
+from changegate.core.change.raised import RAISED_FOR, raised_for
 from changegate.core.change.retention import record_due
+from changegate.core.change.revisions import new_replica_set_hash, revision_pods
 from changegate.core.change.rollouts import (
     Observation,
     emergency_change,
@@ -55,9 +57,10 @@ def track_rollout(
         return
     state = state_of(memo)
     now = state.clock()
+    revisions = indexes.controller_revisions(namespace, (body.get("metadata") or {}).get("uid", ""))
     if environment.raises_production and environment.production_namespace:
         raise_production_change(state, indexes, body, environment, now)
-    seen = observe(body, now)
+    seen = observe(body, now, revisions)
     if seen is None:
         return  # nothing changegate admitted
     change = change_for(state, indexes, seen)
@@ -106,11 +109,20 @@ def change_for(
 
 
 def _digests(state: ControllerState, body: kopf.Body, seen: Observation) -> dict[str, str]:
-    selector = ((body.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    """Digests from the pods of the rolled-out revision only: its new ReplicaSet's
+    pod-template-hash, or its ControllerRevision's label. None rather than another's."""
+    selector = dict(((body.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
     if not selector:
         return {}
     try:
-        return state.kube.image_digests(seen.namespace, dict(selector), None)
+        if seen.controller_revision is not None:
+            pods = selector | revision_pods(seen.kind, seen.controller_revision)
+            return state.kube.image_digests(seen.namespace, pods, None)
+        replica_sets = state.kube.replica_sets(seen.namespace, selector)
+        template_hash = new_replica_set_hash(replica_sets, seen.uid, seen.revision)
+        if template_hash is None:
+            return {}
+        return state.kube.image_digests(seen.namespace, selector, template_hash)
     except KubeError as error:  # digests are a nicety; the record is written without them
         log.info("no image digests for %s: %s", seen.key, error)
         return {}
@@ -159,13 +171,20 @@ def write_evidence(
 
 
 def merge_rollout(
-    state: ControllerState, indexes: Indexes, seen: Observation, record: str | None
+    state: ControllerState,
+    indexes: Indexes,
+    seen: Observation,
+    record: str | None,
+    uid: str | None = None,
 ) -> None:
-    """Record the rollout on its change, with optimistic concurrency: retry on a conflict."""
+    """Record the rollout on its change, with optimistic concurrency: retry on a conflict.
+
+    With `uid`, only into that very object: a namesake created since is not ours.
+    """
     for attempt in range(MERGE_ATTEMPTS):
         # First from the index; after a conflict the index is stale, so read live.
         change = change_for(state, indexes, seen, live=attempt > 0)
-        if change is None:
+        if change is None or (uid is not None and change.metadata.uid != uid):
             return
         rollouts = [r.to_json() for r in with_rollout(change, seen, record)]
         if rollouts == [r.to_json() for r in change.status.rollouts]:
@@ -191,14 +210,39 @@ def raise_emergency_change(
     environment: Environment,
     now: dt.datetime,
 ) -> None:
-    """A break-glass rollout gets its Emergency ChangeRequest after the fact, for review."""
-    emergency = emergency_change(seen, environment.service)
-    name = emergency.metadata.name or ""
-    if indexes.change(seen.namespace, name) is None and state.kube.create_namespaced_object(
-        "changerequests", seen.namespace, creation_body(emergency)
-    ):
+    """A break-glass rollout gets its Emergency ChangeRequest after the fact, for review.
+
+    Found again by its raised-for label (which only the operator writes), never by a
+    name a team could have taken first; the rollout is merged into that object only.
+    """
+    change = raised_change(state, indexes, seen.namespace, raised_for(seen.key))
+    if change is None:
+        emergency = emergency_change(seen, environment.service)
+        created = state.kube.create_generated(
+            "changerequests", seen.namespace, creation_body(emergency)
+        )
+        change = parse(ChangeRequest, created) if created else None
+        if change is None:
+            return
+        name = change.metadata.name
         audit("EmergencyChangeRaised", now, namespace=seen.namespace, change=name, record=seen.key)
-    merge_rollout(state, indexes, dataclasses.replace(seen, change=name), seen.key)
+    ours = dataclasses.replace(seen, change=change.metadata.name)
+    merge_rollout(state, indexes, ours, seen.key, uid=change.metadata.uid)
+
+
+def raised_change(
+    state: ControllerState, indexes: Indexes, namespace: str, mark: str
+) -> ChangeRequest | None:
+    """The change the operator raised for `mark`: from the index, else read live (the
+    index may lag a create by a moment, and a second change must not be raised)."""
+    found = indexes.raised_change(namespace, mark)
+    if found is not None:
+        return found
+    for body in state.kube.changes_labelled(namespace, f"{RAISED_FOR}={mark}"):
+        change = parse(ChangeRequest, body)
+        if change is not None and change.metadata.labels.get(RAISED_FOR) == mark:
+            return change
+    return None
 
 
 def raise_production_change(
@@ -210,11 +254,13 @@ def raise_production_change(
 ) -> None:
     """The last pre-production stage finished: raise production's change with the same images.
 
-    A change that exists already was raised (the create's 409 covers a lagging index).
+    A change that exists already (found by its raised-for label) was raised.
     """
-    promoted = promotion(body, now)
+    metadata = body.get("metadata") or {}
+    revisions = indexes.controller_revisions(metadata.get("namespace", ""), metadata.get("uid", ""))
+    promoted = promotion(body, now, revisions)
     production = environment.production_namespace or ""
-    if promoted is None or indexes.change(production, promoted.change_name) is not None:
+    if promoted is None or raised_change(state, indexes, production, promoted.raised_for):
         return
     images, labels = indexes.running_workloads(production, [(promoted.kind.value, promoted.name)])
     change = production_change(
@@ -227,12 +273,14 @@ def raise_production_change(
         labels,
         now,
     )
-    if state.kube.create_namespaced_object("changerequests", production, creation_body(change)):
+    created = state.kube.create_generated("changerequests", production, creation_body(change))
+    if created is not None:
         audit(
             "ProductionChangeRaised",
             now,
             namespace=production,
-            change=promoted.change_name,
+            change=(created.get("metadata") or {}).get("name"),
+            requester=promoted.deployer or "unverified",
             type=change.spec.type.value,
             source_namespace=promoted.namespace,
             workload=f"{promoted.kind.value}/{promoted.name}",
