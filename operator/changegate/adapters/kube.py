@@ -516,11 +516,59 @@ class KubeAdapter:
             pods = self.core.list_namespaced_pod(namespace, label_selector=label_selector).items
         digests: dict[str, str] = {}
         for pod in pods:
-            for container in (pod.status.container_statuses or []) if pod.status else []:
+            statuses = (
+                [
+                    *(pod.status.init_container_statuses or []),
+                    *(pod.status.container_statuses or []),
+                ]
+                if pod.status
+                else []
+            )
+            for container in statuses:
                 image_id = container.image_id or ""
                 if "@sha256:" in image_id:
                     digests[container.name] = image_id.split("@", 1)[1]
         return digests
+
+    def replica_sets(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        """The ReplicaSets a Deployment's selector matches, as dicts (metadata is enough)."""
+        apps = client.AppsV1Api(self.core.api_client)
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        with translated():
+            found = apps.list_namespaced_replica_set(namespace, label_selector=label_selector)
+        return [
+            {"metadata": self.core.api_client.sanitize_for_serialization(rs.metadata)}
+            for rs in found.items
+        ]
+
+    def changes_labelled(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """ChangeRequests of a namespace by label, read live: what an index may not hold yet."""
+        with translated():
+            result = cast(
+                dict[str, Any],
+                self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "changerequests", label_selector=label_selector
+                ),
+            )
+        return list(result.get("items", []))
+
+    def create_generated(
+        self, plural: str, namespace: str, body: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Create an object named by generateName; the created body, None if the namespace is
+        going away."""
+        try:
+            with translated():
+                return cast(
+                    dict[str, Any],
+                    self.custom.create_namespaced_custom_object(
+                        GROUP, VERSION, namespace, plural, body
+                    ),
+                )
+        except Forbidden as error:
+            if "being terminated" in error.message:
+                return None
+            raise
 
     def may(
         self,
