@@ -579,6 +579,8 @@ def test_alerts_cover_the_failure_modes_and_use_real_metrics() -> None:
         "ChangegateAdmissionErrors",
         "ChangegateChangesStuckInProgress",
         "ChangegateRolloutsFailing",
+        "ChangegatePagesFailing",
+        "ChangegateNobodyOnCall",
     }
     exported = exported_metrics()
     for name, alert in alerts.items():
