@@ -51,6 +51,8 @@ class Settings:
     # its schedule says who the incident manager on call is. Empty: each service's own
     # onCall.incidentManager, if any.
     incident_management_service: str = ""
+    # Groups of incident managers: they may act on any Incident, and only they freeze changes.
+    incident_manager_groups: tuple[str, ...] = ("incident-managers",)
     # Alertmanager intake (controller role): an HTTPS receiver of webhook_config posts.
     intake_enabled: bool = False
     intake_address: str = "0.0.0.0"
@@ -99,6 +101,9 @@ class Settings:
             governed_label=env.get("CHANGEGATE_GOVERNED_LABEL", cls.governed_label),
             incident_management_service=env.get(
                 "CHANGEGATE_INCIDENT_MANAGEMENT_SERVICE", cls.incident_management_service
+            ),
+            incident_manager_groups=groups(
+                "CHANGEGATE_INCIDENT_MANAGER_GROUPS", cls.incident_manager_groups
             ),
             intake_enabled=env.get("CHANGEGATE_INTAKE_ENABLED", "").lower() in ("1", "true"),
             intake_address=env.get("CHANGEGATE_INTAKE_ADDRESS", cls.intake_address),

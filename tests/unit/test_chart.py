@@ -182,8 +182,8 @@ def test_namespaced_objects_live_in_the_release_namespace() -> None:
 
 def test_webhooks_never_govern_kube_system_or_the_release_namespace() -> None:
     hooks = webhooks(render(namespace="platform"))
-    # 7 kinds that run code x (validating, mutating), debug, exec/attach, namespaces, 5 of ours.
-    assert len(hooks) == 21
+    # 7 kinds that run code x (validating, mutating), debug, exec/attach, namespaces, 6 of ours.
+    assert len(hooks) == 22
     for hook in hooks:
         if hook["name"] == "deploymentrecords.changegate.io":
             assert "namespaceSelector" not in hook  # cluster-scoped kind
@@ -196,6 +196,22 @@ def test_webhooks_never_govern_kube_system_or_the_release_namespace() -> None:
         ]
         assert len(excluded) == 1, hook["name"]
         assert {"kube-system", "platform"} <= set(excluded[0]["values"]), hook["name"]
+
+
+def test_incident_writes_are_stamped_by_the_mutating_webhook() -> None:
+    objects = render()
+    hooks = {h["name"]: h for h in one(objects, "MutatingWebhookConfiguration")["webhooks"]}
+    hook = hooks["incidents.changegate.io"]
+    assert hook["clientConfig"]["service"]["path"] == "/incidents"
+    assert hook["rules"][0]["resources"] == ["incidents"]
+    assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    env = {
+        e["name"]: e.get("value")
+        for e in one(objects, "Deployment", "changegate-webhook")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
+    assert env["CHANGEGATE_INCIDENT_MANAGER_GROUPS"] == "incident-managers"
 
 
 def test_extra_excluded_namespaces_add_to_the_fixed_ones() -> None:
@@ -347,7 +363,7 @@ def test_the_webhook_role_only_reads_and_posts_events() -> None:
 
 def test_the_webhook_role_reads_what_its_indexes_watch() -> None:
     webhook = rules(render(), "changegate-webhook")
-    for plural in ("changerequests", "changetemplates", "serviceoncalls"):
+    for plural in ("changerequests", "changetemplates", "serviceoncalls", "incidents"):
         assert allowed(webhook, plural) >= READ_VERBS, plural
     assert allowed(webhook, "namespaces", "") >= READ_VERBS
 

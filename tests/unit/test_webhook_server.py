@@ -85,7 +85,11 @@ def state_with(*objects: dict[str, Any], terminating: tuple[str, ...] = ()) -> W
         platform_admin_groups=tuple(AUTHORITIES.platform_admin_groups),
         operator_users=tuple(AUTHORITIES.operator_users),
     )
-    by_kind: dict[str, list[dict[str, Any]]] = {"ChangeRequest": [], "ServiceOnCall": []}
+    by_kind: dict[str, list[dict[str, Any]]] = {
+        "ChangeRequest": [],
+        "ServiceOnCall": [],
+        "Incident": [],
+    }
     for obj in objects:
         by_kind[obj["kind"]].append(obj)
     namespaces = [
@@ -102,6 +106,7 @@ def state_with(*objects: dict[str, Any], terminating: tuple[str, ...] = ()) -> W
             "s", listed(*by_kind["ServiceOnCall"]), (), caches.index_services(settings)
         ),
         namespaces=WatchCache("n", listed(*namespaces), (), caches.index_namespaces(settings)),
+        freezes=WatchCache("f", listed(*by_kind["Incident"]), (), caches.index_freezes),
     )
     for cache in state.caches():
         cache._list()
@@ -529,6 +534,7 @@ def test_every_route_is_a_path_of_the_chart() -> None:
     assert ("/mutate-daemonsets", "mutating") in paths
     assert ("/changetemplates", "mutating") in paths
     assert ("/deploymentrecords", "validating") in paths
+    assert ("/incidents", "mutating") in paths
     assert len(paths) == 10
 
 

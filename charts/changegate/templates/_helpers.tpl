@@ -131,6 +131,8 @@ once per render and shared through .Values._tls.
   value: {{ .Values.evidence.retentionDays | quote }}
 - name: CHANGEGATE_INCIDENT_MANAGEMENT_SERVICE
   value: {{ .Values.incidents.incidentManagementService | quote }}
+- name: CHANGEGATE_INCIDENT_MANAGER_GROUPS
+  value: {{ join "," .Values.incidents.incidentManagerGroups | quote }}
 {{- end -}}
 
 {{/*

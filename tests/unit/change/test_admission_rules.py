@@ -107,6 +107,7 @@ def test_the_chain_runs_in_this_order() -> None:
         "not_a_rollout",
         "break_glass",
         "restart",
+        "incident_freeze",
         "approved_change",
         "rollback",
         "refuse",

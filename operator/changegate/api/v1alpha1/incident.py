@@ -1,8 +1,10 @@
 """Incident: one incident of a service, from an alert or raised by hand.
 
 People acknowledge it, reassign it (by changing service or assignee), add
-notes, declare it major and resolve it; acknowledgements and notes are
-append-only. Status keeps the phase, the pages sent and a bounded timeline.
+notes, name a commander and a cause, declare it major and resolve it; the
+admission webhook stamps who did each and when (core/incident/review.py), and
+acknowledgements and notes are append-only. Status keeps the phase, the pages
+sent and a bounded timeline.
 """
 
 from __future__ import annotations
@@ -163,12 +165,12 @@ class Acknowledgement(ApiModel):
     user: UserName | None = Field(
         default=None,
         description=(
-            "Who acknowledged, as the API server authenticated them. Not stamped yet: the"
-            " webhook does not see Incidents, so this is what the writer typed."
+            "Who acknowledged, as the API server authenticated them: stamped by the webhook,"
+            " whatever the writer typed."
         ),
     )
     time: datetime | None = Field(
-        default=None, description="When it was acknowledged. Not stamped yet by the webhook."
+        default=None, description="When it was acknowledged; stamped by the webhook."
     )
     comment: Annotated[str, Field(max_length=1024)] | None = Field(
         default=None, description="What they are doing about it."
@@ -181,12 +183,12 @@ class Note(ApiModel):
     author: UserName | None = Field(
         default=None,
         description=(
-            "Who wrote the note. Not stamped yet: the webhook does not see Incidents, so this"
-            " is what the writer typed."
+            "Who wrote the note, as the API server authenticated them: stamped by the webhook,"
+            " whatever the writer typed."
         ),
     )
     time: datetime | None = Field(
-        default=None, description="When it was written. Not stamped yet by the webhook."
+        default=None, description="When it was written; stamped by the webhook."
     )
     text: Text = Field(min_length=1, description="The note.")
 
@@ -201,11 +203,13 @@ class Resolution(ApiModel):
     resolved_by: UserName | None = Field(
         default=None,
         description=(
-            "Who resolved it. Not stamped yet: the webhook does not see Incidents, so this is"
-            " what the writer typed."
+            "Who resolved it, as the API server authenticated them: stamped by the webhook"
+            " (changegate when the alerts resolved it)."
         ),
     )
-    time: datetime | None = Field(default=None, description="When it was resolved.")
+    time: datetime | None = Field(
+        default=None, description="When it was resolved; stamped by the webhook."
+    )
 
 
 class IncidentSpec(ApiModel):
@@ -239,15 +243,16 @@ class IncidentSpec(ApiModel):
     major: bool = Field(
         default=False,
         description=(
-            "Whether this is a major incident. Not acted on yet: nobody is paged, the incident"
-            " manager included."
+            "Whether this is a major incident: the incident manager on call is paged and every"
+            " service's on-call notified. The service's team or an incident manager declares it."
         ),
     )
     freeze_changes: bool = Field(
         default=False,
         description=(
-            "Not acted on yet: no change is frozen. Whether normal changes to the affected"
-            " services are frozen while it is open."
+            "While this major incident is open, Normal and Standard rollouts of spec.service"
+            " and spec.affectedServices are refused (rollbacks, restarts and break-glass pass)."
+            " Only incident managers set or clear it."
         ),
     )
     affected_services: list[DNSLabel] = Field(
@@ -280,6 +285,41 @@ class IncidentSpec(ApiModel):
         description="Notes, appended one at a time; entries never change.",
     )
     resolution: Resolution | None = Field(default=None, description="Set to resolve the incident.")
+    assigned_by: UserName | None = Field(
+        default=None, description="Who set the assignee last; stamped by the webhook."
+    )
+    assigned_time: datetime | None = Field(
+        default=None, description="When the assignee was set last; stamped by the webhook."
+    )
+    commander: UserName | None = Field(
+        default=None, description="Who leads the response, usually of a major incident."
+    )
+    commander_assigned_by: UserName | None = Field(
+        default=None, description="Who named the commander last; stamped by the webhook."
+    )
+    commander_assigned_time: datetime | None = Field(
+        default=None, description="When the commander was named last; stamped by the webhook."
+    )
+    caused_by: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
+        default=None,
+        description=(
+            "The DeploymentRecord confirmed as the cause: one of status.suspectChanges. Feeds"
+            " the change failure rate."
+        ),
+    )
+    cause_confirmed_by: UserName | None = Field(
+        default=None, description="Who confirmed causedBy; stamped by the webhook."
+    )
+    cause_confirmed_time: datetime | None = Field(
+        default=None, description="When causedBy was confirmed; stamped by the webhook."
+    )
+    reassigned_by: UserName | None = Field(
+        default=None,
+        description="Who last reassigned the incident to another service; stamped by the webhook.",
+    )
+    reassigned_time: datetime | None = Field(
+        default=None, description="When it was last reassigned; stamped by the webhook."
+    )
 
 
 class Page(StatusModel):

@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from changegate.api.v1alpha1.changerequest import ChangePhase
+from changegate.api.v1alpha1.common import ChangeType
 from changegate.core.change.controllers import acting_for_owner
 from changegate.core.change.coverage import rollback_source, template_problem
 from changegate.core.change.facts import ChangeFacts, FreezeFacts, ServicePolicy
@@ -49,6 +50,7 @@ class Reason(StrEnum):
     NO_SERVICE = "NoServiceOnCall"
     NO_CHANGE = "NoApprovedChange"
     FREEZE = "Freeze"
+    INCIDENT_FREEZE = "IncidentFreeze"
     BREAK_GLASS_REFUSED = "BreakGlassRefused"
     CONTROLLER = "ControllerWrite"
     DEBUG = "EphemeralContainer"
@@ -116,6 +118,9 @@ class Rollout:
     service: ServicePolicy | None
     changes: tuple[ChangeFacts, ...]  # as the index found them: any service, any order
     now: datetime
+    # (service, incident) of each open major Incident with spec.freezeChanges, as plain values:
+    # the change half knows nothing of incidents but these names.
+    incident_freezes: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -246,6 +251,39 @@ def restart(rollout: Rollout, service: ServicePolicy) -> Decision | None:
 
 
 @governed
+def incident_freeze(rollout: Rollout, service: ServicePolicy) -> Decision | None:
+    """An open major incident freezes its services: Normal and Standard rollouts wait.
+
+    Break-glass and restarts were decided by earlier rules; rollbacks and Emergency
+    changes still pass, since they are how an incident gets fixed.
+    """
+    incidents = sorted({name for svc, name in rollout.incident_freezes if svc == service.service})
+    if not incidents:
+        return None
+    admitting = next(
+        (c for c in rollout.targeting() if near_miss(rollout, service, c) is None), None
+    )
+    if admitting is not None and admitting.type is ChangeType.EMERGENCY:
+        return None
+    if rollback(rollout) is not None:
+        return None
+    named = ", ".join(incidents)
+    return Decision(
+        False,
+        Reason.INCIDENT_FREEZE,
+        f"changegate: rollout of {rollout.label} refused: service {service.service} is frozen"
+        f" by major incident {named} (spec.freezeChanges) while it is open",
+        near_misses=tuple(
+            f"major incident {i} freezes changes to {service.service}" for i in incidents
+        ),
+        fix=f"roll back, restart or break glass (emergency groups), or ask an incident manager to"
+        f" clear spec.freezeChanges on {named}",
+        change=admitting,
+        service=service,
+    )
+
+
+@governed
 def approved_change(rollout: Rollout, service: ServicePolicy) -> Decision | None:
     """The first change, by name, that admits the rollout: approved, open, same images, no freeze."""
     change = next((c for c in rollout.targeting() if near_miss(rollout, service, c) is None), None)
@@ -310,6 +348,7 @@ RULES: tuple[Rule, ...] = (
     not_a_rollout,
     break_glass,
     restart,
+    incident_freeze,
     approved_change,
     rollback,
     refuse,
@@ -321,9 +360,10 @@ def decide_rollout(
     service: ServicePolicy | None,
     changes: Iterable[ChangeFacts],
     now: datetime,
+    incident_freezes: Iterable[tuple[str, str]] = (),
 ) -> Decision:
     """Allow or deny a workload request in a namespace, and say why."""
-    rollout = Rollout(request, service, tuple(changes), now)
+    rollout = Rollout(request, service, tuple(changes), now, tuple(incident_freezes))
     return next(decision for rule in RULES if (decision := rule(rollout)) is not None)
 
 

@@ -53,6 +53,8 @@ class ServicePolicy:
     rollback_horizon_seconds: int = 30 * 24 * 3600
     # spec.changePolicy.exec: Refuse (exec and attach into the service's pods are refused).
     refuse_exec: bool = False
+    # spec.team.members users: who may act on the service's Incidents (core/incident/review.py).
+    team_members: frozenset[str] = frozenset()
 
     @classmethod
     def from_model(
@@ -81,6 +83,7 @@ class ServicePolicy:
             ),
             rollback_horizon_seconds=policy.rollback_horizon_seconds,
             refuse_exec=policy.exec is ExecPolicy.REFUSE,
+            team_members=frozenset(m.user for m in spec.team.members),
         )
 
     def may_approve(self, user: User) -> bool:

@@ -2,7 +2,8 @@
 
 It only reads. WatchCaches of ChangeRequests, ServiceOnCalls and namespaces
 (state.py, caches.py) feed the pure core; an aiohttp HTTPS server (server.py)
-decodes each AdmissionReview and hands it to workloads.py or changes.py. Ready
+decodes each AdmissionReview and hands it to workloads.py, changes.py or
+incidents.py. Ready
 once the caches are warm. Several replicas run at once, each standalone.
 """
 
@@ -15,6 +16,7 @@ import signal
 
 from changegate.adapters.kube import KubeAdapter, api_client
 from changegate.handlers.webhook.changes import ChangeAdmission
+from changegate.handlers.webhook.incidents import IncidentAdmission
 from changegate.handlers.webhook.pods import PodAccessAdmission
 from changegate.handlers.webhook.server import Route, ServingCertificate, serve_admission
 from changegate.handlers.webhook.state import WebhookState
@@ -31,6 +33,7 @@ def routes(state: WebhookState) -> list[Route]:
         WorkloadAdmission(state).routes()
         + PodAccessAdmission(state).routes()
         + ChangeAdmission(state).routes()
+        + IncidentAdmission(state).routes()
     )
 
 

@@ -1,4 +1,5 @@
-"""What the webhook keeps in memory: ChangeRequests, ServiceOnCalls and namespaces.
+"""What the webhook keeps in memory: ChangeRequests, ServiceOnCalls, namespaces, and
+the open major Incidents that freeze changes.
 
 Each kind is listed then watched by an adapters.cache.WatchCache; the index
 functions below turn each object into compact facts, parsed once, under the
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from changegate.adapters.cache import WatchCache
 from changegate.adapters.kube import GROUP, VERSION, KubeAdapter
 from changegate.api.v1alpha1.changerequest import ChangeRequest
+from changegate.api.v1alpha1.incident import Incident, IncidentPhase
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
 from changegate.settings import Settings
@@ -76,6 +78,24 @@ def index_namespaces(settings: Settings) -> Callable[[dict[str, Any]], dict[Hash
         return keys
 
     return index
+
+
+def index_freezes(body: dict[str, Any]) -> dict[Hashable, str]:
+    """("freeze", service) -> "namespace/name" for each service an open major Incident freezes."""
+    incident = parse_or_skip(Incident, body)
+    if incident is None:
+        return {}
+    spec = incident.spec
+    resolved = spec.resolution is not None or incident.status.phase is IncidentPhase.RESOLVED
+    if not (spec.major and spec.freeze_changes) or resolved:
+        return {}
+    name = f"{incident.metadata.namespace}/{incident.metadata.name}"
+    return {("freeze", service): name for service in (spec.service, *spec.affected_services)}
+
+
+def freeze_cache(kube: KubeAdapter) -> WatchCache[str]:
+    lister = kube.custom.list_cluster_custom_object
+    return WatchCache("incidents", lister, (GROUP, VERSION, "incidents"), index_freezes)
 
 
 def change_cache(kube: KubeAdapter) -> WatchCache[ChangeFacts]:

@@ -16,7 +16,12 @@ from changegate.adapters.cache import WatchCache
 from changegate.adapters.kube import KubeAdapter
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
 from changegate.core.change.governance import Authorities
-from changegate.handlers.webhook.caches import change_cache, namespace_cache, service_cache
+from changegate.handlers.webhook.caches import (
+    change_cache,
+    freeze_cache,
+    namespace_cache,
+    service_cache,
+)
 from changegate.settings import Settings
 
 Clock = Callable[[], datetime.datetime]
@@ -41,6 +46,8 @@ class WebhookState:
     changes: WatchCache[ChangeFacts]
     services: WatchCache[ServicePolicy]
     namespaces: WatchCache[str]
+    # Open major Incidents with spec.freezeChanges, by ("freeze", service).
+    freezes: WatchCache[str]
     authorities: Authorities = field(init=False)
     # Events in flight: kept referenced until posted, so none is garbage-collected half-way.
     background: set[asyncio.Task[None]] = field(default_factory=set)
@@ -57,10 +64,15 @@ class WebhookState:
             changes=change_cache(kube),
             services=service_cache(kube, settings),
             namespaces=namespace_cache(kube, settings),
+            freezes=freeze_cache(kube),
         )
 
-    def caches(self) -> tuple[WatchCache[ChangeFacts], WatchCache[ServicePolicy], WatchCache[str]]:
-        return self.changes, self.services, self.namespaces
+    def caches(
+        self,
+    ) -> tuple[
+        WatchCache[ChangeFacts], WatchCache[ServicePolicy], WatchCache[str], WatchCache[str]
+    ]:
+        return self.changes, self.services, self.namespaces, self.freezes
 
     def start(self) -> None:
         for cache in self.caches():
@@ -76,6 +88,10 @@ class WebhookState:
 
     def service_named(self, name: str) -> ServicePolicy | None:
         return next(iter(self.services.get(("service", name))), None)
+
+    def incident_freezes(self, service: str) -> tuple[tuple[str, str], ...]:
+        """(service, incident) for each open major Incident that freezes the service."""
+        return tuple((service, incident) for incident in self.freezes.get(("freeze", service)))
 
     def terminating(self, namespace: str) -> bool:
         return ("terminating", namespace) in self.namespaces

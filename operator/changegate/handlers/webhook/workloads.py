@@ -178,7 +178,8 @@ class WorkloadAdmission:
         request = self._request(review, review.object)
         service = await self._service_for(request)
         changes = self._changes(request)
-        decision = decide_rollout(request, service, changes, self.clock())
+        freezes = self._freezes(service)
+        decision = decide_rollout(request, service, changes, self.clock(), freezes)
         self.shared.put(request, service, changes, decision)
         if not decision.allowed:
             return ALLOW  # the validating call refuses it, and records why
@@ -192,9 +193,10 @@ class WorkloadAdmission:
         request = self._request(review, review.object)
         service = await self._service_for(request)
         changes = self._changes(request)
+        freezes = self._freezes(service)
         decision = self.shared.take(request, service, changes)
-        if decision is None:
-            decision = decide_rollout(request, service, changes, self.clock())
+        if decision is None or freezes:  # a freeze may have begun since the mutating call
+            decision = decide_rollout(request, service, changes, self.clock(), freezes)
         ADMISSION_LATENCY.labels(request.new.kind).observe(time.perf_counter() - started)
         ADMISSION_DECISIONS.labels(
             "allow" if decision.allowed else "deny", decision.reason.value
@@ -218,6 +220,9 @@ class WorkloadAdmission:
             namespace_labelled=self.state.governed(new.namespace),
             operator_namespace=self.state.settings.namespace,
         )
+
+    def _freezes(self, service: ServicePolicy | None) -> tuple[tuple[str, str], ...]:
+        return self.state.incident_freezes(service.service) if service else ()
 
     def _changes(self, request: WorkloadRequest) -> list[ChangeFacts]:
         new = request.new
