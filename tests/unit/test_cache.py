@@ -6,6 +6,8 @@ import threading
 from typing import Any
 
 from changegate.adapters.cache import WatchCache
+from changegate.handlers.webhook.caches import index_changes
+from tests.unit.builders import NAMESPACE, SERVICE, approval, change_request
 
 
 def obj(uid: str, namespace: str, target: str) -> dict[str, Any]:
@@ -89,3 +91,12 @@ def test_an_object_that_does_not_index_is_skipped() -> None:
     cache._list()
     assert cache.get(("p", "y")) == ["ok"]
     assert len(cache) == 1
+
+
+def test_the_change_index_keeps_live_changes_and_drops_finished_ones() -> None:
+    live = index_changes(change_request("live", approvals=[approval()]).to_json())
+    no = index_changes(change_request("no", approvals=[approval(decision="Rejected")]).to_json())
+    assert {key: facts.name for key, facts in live.items()} == {
+        (NAMESPACE, "Deployment", SERVICE): "live"
+    }
+    assert no == {}

@@ -9,10 +9,11 @@ and turns the Decision into an AdmissionReview response, an Event and metrics.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from changegate.api.v1alpha1.changerequest import ChangePhase
 from changegate.api.v1alpha1.common import ChangeType
@@ -286,7 +287,7 @@ def incident_freeze(rollout: Rollout, service: ServicePolicy) -> Decision | None
 @governed
 def approved_change(rollout: Rollout, service: ServicePolicy) -> Decision | None:
     """The first change, by name, that admits the rollout: approved, open, same images, no freeze."""
-    change = next((c for c in rollout.targeting() if near_miss(rollout, service, c) is None), None)
+    change = next((c for c in rollout.targeting() if _admits(rollout, service, c)), None)
     if change is None:
         return None
     message = f"{rollout.label} admitted under ChangeRequest {change.name} ({change.type.value})"
@@ -402,6 +403,33 @@ def near_miss(rollout: Rollout, service: ServicePolicy, change: ChangeFacts) -> 
     return None
 
 
+def _admits(rollout: Rollout, service: ServicePolicy, change: ChangeFacts) -> bool:
+    """`near_miss` is None, found without writing the misses of the changes that do not
+    admit: most targeting changes of a busy workload declare other images."""
+    request = rollout.request
+    if not _declares_images(change, request.new, request.old):
+        return False
+    return near_miss(rollout, service, change) is None
+
+
+def _declares_images(change: ChangeFacts, workload: Workload, previous: Workload | None) -> bool:
+    """No `image_mismatches`, without their text."""
+    target = change.target(workload.kind, workload.name)
+    if target is None:
+        return False
+    declared = {container: (image, digest) for container, image, digest in target.images}
+    kept = previous.images if previous else {}
+    for container, actual in workload.images.items():
+        if container not in declared:
+            if kept.get(container) != actual:
+                return False
+            continue
+        image, digest = declared[container]
+        if not _image_matches(image, actual, digest):
+            return False
+    return True
+
+
 def image_mismatches(
     change: ChangeFacts, workload: Workload, previous: Workload | None = None
 ) -> list[str]:
@@ -422,15 +450,47 @@ def image_mismatches(
                 problems.append(f"container {container}: not declared (actual {actual})")
             continue
         image, digest = declared[container]
-        if not image_matches(image, actual, digest):
+        if not _image_matches(image, actual, digest):
             problems.append(f"container {container}: expected {image}, actual {actual}")
     return problems
+
+
+# The same few references are compared on every request for a workload: remember the
+# answers (pure, keyed by three strings) instead of parsing and normalising each time.
+_image_matches = functools.lru_cache(maxsize=16384)(image_matches)
 
 
 def template_beyond_declared(change: ChangeFacts, request: WorkloadRequest) -> str | None:
     """An edit of the pod template the change does not declare (see core/change/coverage.py)."""
     target = change.target(request.new.kind, request.new.name)
-    return None if target is None else template_problem(target, request.old, request.new)
+    if target is None:
+        return None
+    if target.pod_template_hash is None and _same_but_images(request.old, request.new):
+        return None  # what template_problem finds too, without two canonical forms
+    return template_problem(target, request.old, request.new)
+
+
+def _same_but_images(old: Workload | None, new: Workload) -> bool:
+    """The pod templates are equal once container images are left out (a plain image update)."""
+    return old is not None and _without_image_keys(old.template) == _without_image_keys(
+        new.template
+    )
+
+
+def _without_image_keys(template: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The template with its containers' `image` left out, copied only along that path."""
+    spec = template.get("spec")
+    if not isinstance(spec, Mapping):
+        return template
+    lists = {
+        key: [
+            {k: v for k, v in c.items() if k != "image"} if isinstance(c, Mapping) else c
+            for c in containers
+        ]
+        for key in ("initContainers", "containers")
+        if isinstance(containers := spec.get(key), list)
+    }
+    return {**template, "spec": {**spec, **lists}}
 
 
 def _ungoverned(namespace: str) -> Decision:

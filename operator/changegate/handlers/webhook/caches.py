@@ -8,6 +8,7 @@ keys the admission handlers look up.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from changegate.adapters.kube import GROUP, VERSION, KubeAdapter
 from changegate.api.v1alpha1.changerequest import ChangeRequest
 from changegate.api.v1alpha1.incident import Incident, IncidentPhase
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
+from changegate.core.change.compaction import compact
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
 from changegate.settings import Settings
 
@@ -36,11 +38,14 @@ def parse_or_skip(model: type[M], body: dict[str, Any]) -> M | None:
 
 
 def index_changes(body: dict[str, Any]) -> dict[Hashable, ChangeFacts]:
-    """By (namespace, kind, name) of each target."""
+    """By (namespace, kind, name) of each target; only what can still admit a rollout or be
+    rolled back to (core/change/compaction.py), so finished changes cost next to nothing."""
     change = parse_or_skip(ChangeRequest, body)
     if change is None:
         return {}
-    facts = ChangeFacts.from_model(change)
+    facts = compact(ChangeFacts.from_model(change), datetime.datetime.now(datetime.UTC))
+    if facts is None:
+        return {}
     return {(facts.namespace, t.kind, t.name): facts for t in facts.targets}
 
 
