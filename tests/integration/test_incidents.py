@@ -96,12 +96,18 @@ def pages_for(receiver: Receiver, namespace: str) -> list[dict[str, Any]]:
     return [b for b in bodies if b["incident"]["namespace"] == namespace]
 
 
-def acknowledge(api: client.ApiClient, namespace: str) -> None:
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    patch = {"spec": {"acknowledgements": [{"user": "oncall-1", "time": now}]}}
-    client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        "changegate.io", "v1alpha1", namespace, "incidents", "inc-1", patch
-    )
+def acknowledge(cluster: LocalCluster, namespace: str) -> None:
+    """oncall-1 acknowledges as themselves: the webhook stamps their name and lets only the
+    service's team (and incident managers) act."""
+    cluster.kubectl(
+        "-n", namespace, "create", "rolebinding", "edit-oncall-1", "--clusterrole=edit",
+        "--user=oncall-1",
+    )  # fmt: skip
+    patch = {"spec": {"acknowledgements": [{"comment": "on it"}]}}
+    cluster.kubectl(
+        "-n", namespace, "patch", "incident/inc-1", "--type=merge", "-p", json.dumps(patch),
+        user="oncall-1",
+    )  # fmt: skip
 
 
 def test_the_on_call_person_is_paged_in_seconds_and_an_ack_stops_escalation(
@@ -134,7 +140,7 @@ def test_the_on_call_person_is_paged_in_seconds_and_an_ack_stops_escalation(
         timeout=10,
         message="the page recorded in status.pages",
     )
-    acknowledge(api, namespace)
+    acknowledge(cluster, namespace)
     wait_for(
         lambda: incident(api, namespace).get("status", {}).get("phase") == "Acknowledged",
         timeout=15,
