@@ -172,23 +172,28 @@ def floor_process(
             process.wait()
 
 
-def populate(cluster: LocalCluster, workdir: Path, services: int, changes: int) -> None:
+def populate(
+    cluster: LocalCluster, workdir: Path, services: int, changes: int, finished: int = 0
+) -> None:
+    """`changes` ChangeRequests, of which `finished` are cancelled or rejected."""
     now = datetime.datetime.now(datetime.UTC)
     started = time.monotonic()
     create_all(cluster.kubeconfig, workdir, [objects.namespace(s) for s in range(services)])
-    per_service = max(1, changes // services)
+    per_service = max(1, (changes - finished) // services)
     kinds = [objects.service_on_call(s) for s in range(services)]
     kinds += [
         objects.change_request(s, minor % objects.CHANGES_PER_SERVICE, now)
         for minor in range(per_service)
         for s in range(services)
     ]
+    kinds += [objects.finished_change(i % services, i, now) for i in range(finished)]
     create_all(cluster.kubeconfig, workdir, kinds)
     elapsed = time.monotonic() - started
     print(
         f"created {services:,} namespaces, {services:,} ServiceOnCalls and"
-        f" {services * per_service:,} ChangeRequests in {elapsed:.1f}s"
-        f" ({(2 * services + services * per_service) / elapsed:,.0f} objects/s)"
+        f" {services * per_service + finished:,} ChangeRequests ({finished:,} finished)"
+        f" in {elapsed:.1f}s ({(2 * services + services * per_service + finished) / elapsed:,.0f}"
+        " objects/s)"
     )
 
 
@@ -215,7 +220,7 @@ def bench(args: argparse.Namespace) -> int:
     with LocalCluster(f"bench-{os.getpid()}", ensure_binaries()) as cluster:
         print(f"local control plane started in {cluster.started_seconds:.1f}s")
         apply_crds(cluster)
-        populate(cluster, workdir, args.services, args.changes)
+        populate(cluster, workdir, args.services, args.changes, args.finished)
         cert = issue_serving_certificate(workdir / "tls")
         port = free_port()
         install_chart(cluster, f"https://127.0.0.1:{port}", cert.ca_pem)
@@ -284,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.admission", description=__doc__)
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--changes", type=int, default=10000)
+    parser.add_argument(
+        "--finished",
+        type=int,
+        default=0,
+        help="of --changes, how many are finished (the memory scenario: 100000 with 90000)",
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="steady rate, req/s")
     parser.add_argument("--seconds", type=int, default=10, help="length of the saturation run")
     parser.add_argument("--connections", type=int, default=16, help="wrk's connections")

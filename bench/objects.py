@@ -145,6 +145,18 @@ def change_request(service: int, minor: int, now: datetime.datetime) -> dict[str
     }
 
 
+def finished_change(service: int, serial: int, now: datetime.datetime) -> dict[str, Any]:
+    """A change that can admit nothing again (cancelled or rejected), as most changes of a
+    long-lived cluster are: the memory scenario's 90%."""
+    body = change_request(service, serial % CHANGES_PER_SERVICE, now)
+    body["metadata"]["name"] = f"api-done-{serial}"
+    if serial % 2:
+        body["spec"]["cancel"] = True
+    else:
+        body["spec"]["approvals"] = [{"approver": "change-manager-1", "decision": "Rejected"}]
+    return body
+
+
 def deployment(service: int, minor: int, replicas: int, generation: int) -> dict[str, Any]:
     """A Deployment as the API server sends it to a webhook, managed fields and all."""
     ns = namespace_of(service)
