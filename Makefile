@@ -90,6 +90,10 @@ bench-admission-100k: $(VENV)/.installed cluster-binaries ## The same with 100,0
 bench-lifecycle: $(VENV)/.installed cluster-binaries ## Close latency of 100 changes rolled out at once, and the controller's memory (prints, not a test)
 	$(PY) -m bench.lifecycle
 
+.PHONY: bench-incidents
+bench-incidents: $(VENV)/.installed cluster-binaries ## Alert-to-page latency of 1,000 alerts from 100 services through the intake, lost and duplicate pages, controller memory (prints, not a test)
+	$(PY) -m bench.incidents
+
 ##@ Docker users
 
 .PHONY: kind-up
