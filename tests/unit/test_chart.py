@@ -182,8 +182,9 @@ def test_namespaced_objects_live_in_the_release_namespace() -> None:
 
 def test_webhooks_never_govern_kube_system_or_the_release_namespace() -> None:
     hooks = webhooks(render(namespace="platform"))
-    # 7 kinds that run code x (validating, mutating), debug, exec/attach, namespaces, 6 of ours.
-    assert len(hooks) == 22
+    # 7 kinds that run code x (validating, mutating), debug, exec/attach, namespaces, 6 of ours,
+    # 3 provenance stamps outside governed namespaces.
+    assert len(hooks) == 25
     for hook in hooks:
         if hook["name"] == "deploymentrecords.changegate.io":
             assert "namespaceSelector" not in hook  # cluster-scoped kind
@@ -225,7 +226,11 @@ def test_extra_excluded_namespaces_add_to_the_fixed_ones() -> None:
 def test_workload_webhooks_only_see_governed_namespaces() -> None:
     hooks = webhooks(render("governance.governedLabel=example.com/audited"))
     gated = {"deployments", "statefulsets", "daemonsets", "pods", "replicasets", "jobs", "cronjobs"}
-    workload_hooks = [h for h in hooks if set(h["rules"][0]["resources"]) <= gated]
+    workload_hooks = [
+        h
+        for h in hooks
+        if set(h["rules"][0]["resources"]) <= gated and ".provenance." not in h["name"]
+    ]
     assert len(workload_hooks) == 14
     access_hooks = [h for h in hooks if h["name"].endswith(".access.changegate.io")]
     assert len(access_hooks) == 2
@@ -261,15 +266,20 @@ def test_controllers_writing_for_their_owners_skip_the_webhook() -> None:
 
 def test_webhook_defaults_fail_closed_fast_and_without_side_effects() -> None:
     for hook in webhooks(render()):
-        assert hook["failurePolicy"] == "Fail", hook["name"]
+        # The pre-production provenance stamp never refuses, and never blocks when down.
+        expected = "Ignore" if ".provenance." in hook["name"] else "Fail"
+        assert hook["failurePolicy"] == expected, hook["name"]
         assert hook["timeoutSeconds"] == 5, hook["name"]
         assert hook["sideEffects"] == "None", hook["name"]
         assert hook["admissionReviewVersions"] == ["v1"], hook["name"]
 
 
 def test_failure_policy_and_timeout_are_values() -> None:
-    for hook in webhooks(render("webhook.failurePolicy=Ignore", "webhook.timeoutSeconds=2")):
-        assert (hook["failurePolicy"], hook["timeoutSeconds"]) == ("Ignore", 2)
+    for hook in webhooks(render("webhook.failurePolicy=Fail", "webhook.timeoutSeconds=2")):
+        expected = "Ignore" if ".provenance." in hook["name"] else "Fail"
+        assert (hook["failurePolicy"], hook["timeoutSeconds"]) == (expected, 2)
+    for hook in webhooks(render("webhook.failurePolicy=Ignore")):
+        assert hook["failurePolicy"] == "Ignore"
 
 
 def test_every_webhook_path_is_a_handler_of_the_webhook_role() -> None:

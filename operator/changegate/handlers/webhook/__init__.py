@@ -19,6 +19,7 @@ from changegate.handlers.webhook.changes import ChangeAdmission
 from changegate.handlers.webhook.incidents import IncidentAdmission
 from changegate.handlers.webhook.pods import PodAccessAdmission
 from changegate.handlers.webhook.server import Route, ServingCertificate, serve_admission
+from changegate.handlers.webhook.stamps import PreproductionStamps
 from changegate.handlers.webhook.state import WebhookState
 from changegate.handlers.webhook.workloads import WorkloadAdmission
 from changegate.metrics import serve_probes_and_metrics
@@ -32,6 +33,7 @@ def routes(state: WebhookState) -> list[Route]:
     return (
         WorkloadAdmission(state).routes()
         + PodAccessAdmission(state).routes()
+        + PreproductionStamps(state).routes()
         + ChangeAdmission(state).routes()
         + IncidentAdmission(state).routes()
     )
