@@ -108,7 +108,8 @@ kind-down: ## Delete the kind cluster
 ##@ Chart
 
 CHART_FEATURES := --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true \
-	--set metrics.dashboard.enabled=true --set tls.certManager.enabled=true
+	--set metrics.dashboard.enabled=true --set tls.certManager.enabled=true \
+	--set quota.enabled=true --set "quota.namespaces={payments-prod}"
 
 .PHONY: chart-lint
 chart-lint: cluster-binaries ## helm lint --strict the chart, with its defaults and with every optional feature on
