@@ -160,7 +160,7 @@ def test_targets_take_kubectl_kind_names(text: str, kind: WorkloadKind, name: st
     assert TargetRef.parse(text) == TargetRef(kind, name)
 
 
-@pytest.mark.parametrize("text", ["pod/x", "job/x", "deployment/"])
+@pytest.mark.parametrize("text", ["service/x", "configmap/x", "deployment/"])
 def test_targets_of_other_kinds_are_refused(text: str) -> None:
     with pytest.raises(CommandError, match="KIND/NAME") as refused:
         TargetRef.parse(text)

@@ -45,7 +45,20 @@ KIND_NAMES = {
     "daemonset": WorkloadKind.DAEMON_SET,
     "daemonsets": WorkloadKind.DAEMON_SET,
     "ds": WorkloadKind.DAEMON_SET,
+    # The other kinds that run code: refusals for them print `--target <Kind>/<name>`.
+    "pod": WorkloadKind.POD,
+    "pods": WorkloadKind.POD,
+    "po": WorkloadKind.POD,
+    "replicaset": WorkloadKind.REPLICA_SET,
+    "replicasets": WorkloadKind.REPLICA_SET,
+    "rs": WorkloadKind.REPLICA_SET,
+    "job": WorkloadKind.JOB,
+    "jobs": WorkloadKind.JOB,
+    "cronjob": WorkloadKind.CRON_JOB,
+    "cronjobs": WorkloadKind.CRON_JOB,
+    "cj": WorkloadKind.CRON_JOB,
 }
+KIND_GROUPS = (".apps", ".batch")
 
 
 def usage_error(message: str) -> CommandError:
@@ -64,11 +77,12 @@ class TargetRef:
         kind, slash, name = text.rpartition("/")
         if not slash:
             return cls(WorkloadKind.DEPLOYMENT, text)
-        workload = KIND_NAMES.get(kind.lower().removesuffix(".apps"))
-        if workload is None or not name:
+        workload = KIND_NAMES.get(kind.lower().partition(".")[0])
+        grouped = "." not in kind or kind.lower().endswith(KIND_GROUPS)
+        if workload is None or not grouped or not name:
             raise usage_error(
-                f"--target {text!r}: expected KIND/NAME with KIND deployment, statefulset"
-                " or daemonset"
+                f"--target {text!r}: expected KIND/NAME with KIND deployment, statefulset,"
+                " daemonset, pod, replicaset, job or cronjob"
             )
         return cls(workload, name)
 

@@ -132,7 +132,8 @@ def add_request_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         action="append",
         default=[],
         metavar="KIND/NAME",
-        help="workload to change, repeatable; KIND defaults to deployment"
+        help="workload to change, repeatable: deployment, statefulset, daemonset, pod,"
+        " replicaset, job or cronjob; KIND defaults to deployment"
         " (default: deployment/<service>)",
     )
     request.add_argument(
