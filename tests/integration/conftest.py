@@ -31,7 +31,7 @@ from tests.support.localcluster import (
     ensure_binaries,
     interrupt_on_sigterm,
 )
-from tests.support.operator import Installation
+from tests.support.operator import Installation, grant_page_secrets
 from tests.support.polling import wait_for
 from tests.support.scenario import IMAGE_V2, deployment, set_image
 
@@ -89,10 +89,12 @@ def crds(cluster: Cluster) -> list[str]:
 
 @pytest.fixture
 def namespace(api: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace for one test, deleted afterwards."""
+    """A fresh namespace for one test, deleted afterwards; the controller may read the
+    paging Secrets in it, as a platform team grants in a team's namespace."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    grant_page_secrets(api, name)
     yield name
     with contextlib.suppress(ApiException):  # a test may have deleted it already
         core.delete_namespace(name)

@@ -1,5 +1,6 @@
 """Incidents on the local control plane: the on-call person paged in seconds, escalation
-stopped by an acknowledgement, and no page lost or sent twice across a SIGKILL of the controller.
+stopped by an acknowledgement, no page lost or sent twice across a SIGKILL of the controller,
+and the controller reading paging Secrets only where the chart's page-secrets role is bound.
 
 The Incident is created by the admin client, as the intake would; the service's
 ServiceOnCall names a signed generic webhook pointing at a local receiver.
@@ -16,7 +17,13 @@ import pytest
 from kubernetes import client
 
 from tests.support.localcluster import LocalCluster
-from tests.support.operator import Installation, start_controller
+from tests.support.operator import (
+    CONTROLLER_SA,
+    INTAKE_TOKEN_SECRET,
+    NAMESPACE,
+    Installation,
+    start_controller,
+)
 from tests.support.polling import wait_for
 from tests.support.receivers import Receiver, receiving, valid_signature
 
@@ -178,7 +185,10 @@ def test_a_sigkilled_controller_loses_no_page_and_sends_none_twice(
     create_incident(api, namespace, service)
     wait_for(lambda: pages_for(receiver, namespace), timeout=15, message="the first page")
     installation.controller.kill()
-    installation.controller = start_controller(cluster, installation.workdir)
+    # Restarted as the installation runs it, intake included, for the tests after this one.
+    installation.controller = start_controller(
+        cluster, installation.workdir, intake=(installation.cert, installation.intake_port)
+    )
     wait_for(
         lambda: len({p["user"] for p in pages_for(receiver, namespace)}) == 3,
         timeout=40,
@@ -192,3 +202,25 @@ def test_a_sigkilled_controller_loses_no_page_and_sends_none_twice(
     ]
     assert sorted(set(keys)) == sorted(recorded)  # every page sent was recorded, once
     assert len(recorded) == 3
+
+
+def test_the_controller_reads_secrets_only_where_the_page_secrets_role_is_bound(
+    cluster: LocalCluster, installation: Installation, namespace: str
+) -> None:
+    """Least privilege: the test's namespace binds the chart's page-secrets role (as a platform
+    team would), the release namespace's other Secrets and an unbound namespace stay closed."""
+    controller = f"system:serviceaccount:{NAMESPACE}:{CONTROLLER_SA}"
+
+    def can(*args: str) -> str:
+        found = cluster.kubectl("auth", "can-i", *args, f"--as={controller}", check=False)
+        return str(found.stdout).strip()
+
+    cluster.kubectl("create", "namespace", f"{namespace}-unbound")
+    try:
+        assert can("get", "secrets/pager", "-n", namespace) == "yes"
+        assert can("list", "secrets", "-n", namespace) == "no"
+        assert can("get", "secrets/pager", "-n", f"{namespace}-unbound") == "no"
+        assert can("get", "secrets/changegate-webhook-tls", "-n", NAMESPACE) == "no"
+        assert can("get", f"secrets/{INTAKE_TOKEN_SECRET}", "-n", NAMESPACE) == "yes"
+    finally:
+        cluster.kubectl("delete", "namespace", f"{namespace}-unbound", "--wait=false")

@@ -19,8 +19,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
+from kubernetes import client
 
 from tests.support.localcluster import REPO, LocalCluster, free_port
 from tests.support.polling import wait_for
@@ -34,6 +36,8 @@ CONTROLLER_SA = "changegate-controller"
 INTAKE_TOKEN_SECRET = "changegate-intake-token"
 INTAKE_TOKEN = secrets.token_urlsafe(32)
 INTAKE_FALLBACK_SERVICE = "unrouted-alerts"
+# The chart's ClusterRole that lets the controller read paging Secrets where it is bound.
+PAGE_SECRETS_ROLE = f"{CONTROLLER_SA}-page-secrets"
 
 # What the personas may do, as a platform team would bind the chart's roles.
 PERSONA_BINDINGS = (
@@ -61,6 +65,23 @@ def token_kubeconfig(cluster: LocalCluster, service_account: str, path: Path) ->
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
+
+
+def grant_page_secrets(api: client.ApiClient, namespace: str) -> None:
+    """Let the controller read the paging Secrets of `namespace`'s ServiceOnCalls, as a
+    platform team binds the chart's role in a team's namespace (it reads none elsewhere)."""
+    binding: Any = {  # the client accepts the plain body, as kubectl would send it
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": PAGE_SECRETS_ROLE, "namespace": namespace},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": PAGE_SECRETS_ROLE,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": CONTROLLER_SA, "namespace": NAMESPACE}],
+    }
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, binding)
 
 
 def install_chart(cluster: LocalCluster, webhook_url: str, ca_pem: bytes, *extra: str) -> None:

@@ -42,6 +42,7 @@ ALL_FEATURES = (
     "intake.tlsSecretName=changegate-intake-tls",
     "quota.enabled=true",
     "quota.namespaces={payments-prod}",
+    "incidents.pageSecretNamespaces={payments-prod}",
 )
 URL_MODE = (
     "webhook.url=https://127.0.0.1:9443/",

@@ -9,7 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.unit.test_chart import changegate_metrics_in, exported_metrics, one, render
+from tests.unit.test_chart import (
+    allowed,
+    changegate_metrics_in,
+    exported_metrics,
+    one,
+    render,
+    rules,
+)
 
 
 def alerts() -> dict[str, dict[str, Any]]:
@@ -73,3 +80,32 @@ def test_the_dashboard_has_an_incidents_row_from_real_metrics() -> None:
             for y in range(g["y"], g["y"] + g["h"]):
                 assert (x, y) not in cells, p["title"]
                 cells.add((x, y))
+
+
+def test_the_controller_reads_paging_secrets_only_in_the_namespaces_that_bind_its_role() -> None:
+    objects = render("incidents.pageSecretNamespaces={payments-prod,orders-prod}")
+    assert not allowed(rules(objects, "changegate-controller"), "secrets", "")
+    page_secrets = rules(objects, "changegate-controller-page-secrets")
+    assert allowed(page_secrets, "secrets", "") == {"get"}  # by name, never listed or watched
+    bindings = [
+        b for b in objects if b["kind"] == "RoleBinding" and "page-secrets" in b["metadata"]["name"]
+    ]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["orders-prod", "payments-prod"]
+    for binding in bindings:
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "changegate-controller-page-secrets",
+        }
+        assert binding["subjects"] == [
+            {
+                "kind": "ServiceAccount",
+                "name": "changegate-controller",
+                "namespace": "changegate-system",
+            }
+        ]
+    assert not [
+        o
+        for o in render()
+        if o["kind"] == "RoleBinding" and "page-secrets" in o["metadata"]["name"]
+    ]
