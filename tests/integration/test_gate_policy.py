@@ -320,3 +320,41 @@ def test_review_state_of_an_emergency_change_is_the_change_managers(
     assert reviewed.returncode == 0, reviewed.stderr
     labels = get(cluster, ns, "changerequest/hotfix-1")["metadata"]["labels"]
     assert labels["changegate.io/review"] == "done"
+
+
+def test_a_change_awaiting_review_is_deleted_only_by_governance(
+    cluster: LocalCluster, governed: Governed
+) -> None:
+    ns = governed.namespace
+    emergency = change_request(
+        ns, "hotfix-del", IMAGE_V2, type="Emergency", emergencyReason="card payments failing"
+    )
+    assert apply(cluster, emergency, "oncall-1").returncode == 0
+    # The chart's requester role grants no delete; a platform team may grant it, and the
+    # webhook still keeps a change awaiting review.
+    cluster.kubectl(
+        "-n", ns, "create", "role", "delete-changes", "--verb=delete",
+        "--resource=changerequests.changegate.io",
+    )  # fmt: skip
+    cluster.kubectl(
+        "-n", ns, "create", "rolebinding", "delete-changes", "--role=delete-changes",
+        "--group=team-payments",
+    )  # fmt: skip
+    for user in (TEAM, "oncall-1"):
+        refused = cluster.kubectl(
+            "-n", ns, "delete", "changerequest/hotfix-del", user=user, check=False
+        )
+        assert refused.returncode != 0, f"{user} deleted a change awaiting review"
+        assert "awaits a change manager's review" in refused.stderr, refused.stderr
+    assert get(cluster, ns, "changerequest/hotfix-del")["metadata"]["name"] == "hotfix-del"
+
+    # Legitimate: a change that needs no review is the team's to delete, and governance
+    # may delete one that does.
+    normal = change_request(ns, "plain-del", IMAGE_V2)
+    assert apply(cluster, normal, TEAM).returncode == 0
+    deleted = cluster.kubectl("-n", ns, "delete", "changerequest/plain-del", user=TEAM, check=False)
+    assert deleted.returncode == 0, deleted.stderr
+    removed = cluster.kubectl(
+        "-n", ns, "delete", "changerequest/hotfix-del", user="platform-admin-1", check=False
+    )
+    assert removed.returncode == 0, removed.stderr

@@ -186,8 +186,8 @@ def test_namespaced_objects_live_in_the_release_namespace() -> None:
 def test_webhooks_never_govern_kube_system_or_the_release_namespace() -> None:
     hooks = webhooks(render(namespace="platform"))
     # 7 kinds that run code x (validating, mutating), debug, exec/attach, namespaces, 6 of ours,
-    # 3 provenance stamps outside governed namespaces.
-    assert len(hooks) == 25
+    # 3 provenance stamps outside governed namespaces, the review-pending delete guard.
+    assert len(hooks) == 26
     for hook in hooks:
         if hook["name"] == "deploymentrecords.changegate.io":
             assert "namespaceSelector" not in hook  # cluster-scoped kind

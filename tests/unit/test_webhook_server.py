@@ -536,8 +536,8 @@ def test_every_route_is_a_path_of_the_chart() -> None:
     assert ("/deploymentrecords", "validating") in paths
     assert ("/incidents", "mutating") in paths
     # 7 kinds that run code x (validating, mutating), debug, exec/attach, namespaces,
-    # 3 provenance stamps, 6 of ours: one route per webhook of the chart.
-    assert len(paths) == 25
+    # 3 provenance stamps, 6 of ours, the review-pending delete guard: one route per webhook.
+    assert len(paths) == 26
 
 
 # -- TLS ------------------------------------------------------------------------

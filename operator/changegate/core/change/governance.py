@@ -837,6 +837,30 @@ def review_service_on_call(
     return first_verdict(SERVICE_RULES, edit)
 
 
+def review_change_request_deletion(
+    change: ChangeRequest,
+    user: User,
+    authorities: Authorities,
+    *,
+    namespace_terminating: bool = False,
+) -> Verdict:
+    """A change still awaiting review is the record of a break-glass or emergency: only
+    governance (or the operator) deletes it; the namespace's own deletion never hangs on it."""
+    pending = (change.metadata.labels or {}).get(REVIEW) == "required"
+    if (
+        not pending
+        or namespace_terminating
+        or user.username in authorities.operator_users
+        or authorities.may_govern(user)
+    ):
+        return Verdict(True)
+    return refuse(
+        "ReviewPending",
+        f"ChangeRequest {change.metadata.name} awaits a change manager's review"
+        f" ({REVIEW}=required); only change managers or platform admins may delete it",
+    )
+
+
 # -- DeploymentRecord -------------------------------------------------------------
 
 

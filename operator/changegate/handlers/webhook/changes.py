@@ -20,6 +20,7 @@ from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
 from changegate.core.change.governance import (
     Verdict,
     review_change_request,
+    review_change_request_deletion,
     review_change_template,
     review_deployment_record,
     review_service_on_call,
@@ -86,6 +87,13 @@ class ChangeAdmission:
 
         return [
             route("changerequests", "ChangeRequest", "mutating", self.change_request, WRITES),
+            Route(
+                "/delete-changerequests",
+                "validating",
+                frozenset({(GROUP, "ChangeRequest")}),
+                self._answering(self.change_request_deletion),
+                frozenset({"DELETE"}),
+            ),
             route("changetemplates", "ChangeTemplate", "mutating", self.change_template, WRITES),
             route("serviceoncalls", "ServiceOnCall", "validating", self.service_on_call, ALL),
             route(
@@ -125,6 +133,15 @@ class ChangeAdmission:
             self.clock(),
             operator=operator,
             may_review=may_review,
+        )
+
+    def change_request_deletion(self, review: Review) -> Verdict:
+        """A change awaiting review is deleted only by governance."""
+        return review_change_request_deletion(
+            must_parse(ChangeRequest, review.old_object),
+            review.user,
+            self.state.authorities,
+            namespace_terminating=self.state.terminating(review.namespace),
         )
 
     def change_template(self, review: Review) -> Verdict:
