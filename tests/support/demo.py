@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.localcluster import PERSONAS, REPO, LocalCluster, ensure_binaries
-from tests.support.operator import INTAKE_TOKEN, Installation, trust_store
+from tests.support.operator import (
+    CONTROLLER_SA,
+    INTAKE_TOKEN,
+    PAGE_SECRETS_ROLE,
+    Installation,
+    trust_store,
+)
+from tests.support.operator import NAMESPACE as OPERATOR_NAMESPACE
 from tests.support.polling import wait_for
 from tests.support.receivers import Post, Receiver, receiving
 from tests.support.scenario import change_template
@@ -296,6 +303,12 @@ def incident_walk_through(
         f"--from-literal=webhook-url={slack.url}/services/T000/B000/demo",
     )  # fmt: skip
     say("Secret payments-slack: the team's Slack incoming webhook (a local receiver here)")
+    shell(
+        cluster,
+        f"kubectl -n {NS} create rolebinding {PAGE_SECRETS_ROLE} --clusterrole={PAGE_SECRETS_ROLE} "
+        f"--serviceaccount={OPERATOR_NAMESPACE}:{CONTROLLER_SA}",
+    )
+    say("the platform team lets the controller read the team's paging Secrets, here only")
     on_call = on_call_now(cluster)
     shell(cluster, f"changegate oncall payments-api -n {NS}", "product-dev-1")
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
