@@ -162,7 +162,7 @@ def test_a_template_admitted_while_paused_is_not_resumed_in_a_freeze(
     }
     policy_patch(cluster, ns, {"freezes": [freeze]})
 
-    resume = ("rollout", "resume", "deployment/payments-api")
+    resume = ("patch", "deployment/payments-api", "-p", json.dumps({"spec": {"paused": False}}))
     refused = wait_for(
         lambda: (r := kubectl(cluster, ns, *resume, "--dry-run=server")).returncode != 0 and r,
         message="the freeze to reach the webhook",

@@ -191,7 +191,9 @@ def stateful_set_done(spec: Mapping[str, Any], status: Mapping[str, Any]) -> boo
     ready = int(status.get("readyReplicas") or 0) == want
     updated = int(status.get("updatedReplicas") or 0)
     if partition > 0:
-        return ready and updated == max(want - partition, 0)
+        # At least the pods at or above it: a new StatefulSet starts every pod on its
+        # update revision, whatever the partition.
+        return ready and updated >= max(want - partition, 0)
     return (
         ready and updated == want and status.get("updateRevision") == status.get("currentRevision")
     )
