@@ -268,27 +268,24 @@ class ObjectList(BaseModel):
     items: list[Any] = []
 
 
-def parse_change(body: Any) -> ChangeRequest:
-    """A ChangeRequest from the wire; a body that does not fit the API is an error."""
-    try:
-        return ChangeRequest.model_validate(body)
-    except ValidationError as error:
-        raise UnexpectedObject(
-            f"the API server returned an unexpected ChangeRequest: {error}"
-        ) from None
-
-
 def log_warning(text: str) -> None:
     log.warning("API server warning: %s", text)
 
 
-class ChangeRequests:
-    """ChangeRequests read and written as the client's identity, parsed into the API model.
+def parse_object(model: type[Typed], body: Any) -> Typed:
+    """An object of our API from the wire; a body that does not fit the model is an error."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        raise UnexpectedObject(
+            f"the API server returned an unexpected {model.__name__}: {error}"
+        ) from None
 
-    Writes go through `field_manager`; the API server's warnings go to `on_warning`.
-    """
 
-    plural = ChangeRequest.plural
+class ObjectReader(Generic[Typed]):
+    """Namespaced objects of one kind, read as the client's identity into the API model."""
+
+    model: type[Typed]
 
     def __init__(
         self,
@@ -304,48 +301,63 @@ class ChangeRequests:
         for text in warnings_in(headers):
             self.on_warning(text)
 
-    def create(self, body: dict[str, Any]) -> ChangeRequest:
+    def get(self, namespace: str, name: str) -> Typed:
+        with translated():
+            body = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, self.model.plural, name
+            )
+        return parse_object(self.model, body)
+
+    def find(self, namespace: str | None, field_selector: str | None = None) -> list[Typed]:
+        """The objects of a namespace, or of every namespace when it is None."""
+        options: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
+        with translated():
+            if namespace is None:
+                body = self.custom.list_cluster_custom_object(
+                    GROUP, VERSION, self.model.plural, **options
+                )
+            else:
+                body = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, self.model.plural, **options
+                )
+        return [parse_object(self.model, item) for item in ObjectList.model_validate(body).items]
+
+
+class ObjectWriter(ObjectReader[Typed]):
+    """Namespaced objects of one kind, also created and JSON-patched by the client's identity."""
+
+    def create(self, body: dict[str, Any]) -> Typed:
         namespace = str(body["metadata"]["namespace"])
         with translated():
             created, _, headers = self.custom.create_namespaced_custom_object_with_http_info(
-                GROUP, VERSION, namespace, self.plural, body, field_manager=self.field_manager
+                GROUP, VERSION, namespace, self.model.plural, body, field_manager=self.field_manager
             )
         self._warn(headers)
-        return parse_change(created)
+        return parse_object(self.model, created)
 
-    def get(self, namespace: str, name: str) -> ChangeRequest:
-        with translated():
-            body = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, self.plural, name
-            )
-        return parse_change(body)
-
-    def find(self, namespace: str | None) -> list[ChangeRequest]:
-        """The ChangeRequests of a namespace, or of every namespace when it is None."""
-        with translated():
-            if namespace is None:
-                body = self.custom.list_cluster_custom_object(GROUP, VERSION, self.plural)
-            else:
-                body = self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, self.plural
-                )
-        return [parse_change(item) for item in ObjectList.model_validate(body).items]
-
-    def patch(self, change: ChangeRequest, operations: list[dict[str, Any]]) -> ChangeRequest:
-        """Apply a JSON patch (RFC 6902) to the change's spec or metadata."""
+    def patch(self, current: Typed, operations: list[dict[str, Any]]) -> Typed:
+        """Apply a JSON patch (RFC 6902) to the object's spec or metadata."""
         with translated():
             patched, _, headers = self.custom.patch_namespaced_custom_object_with_http_info(
                 GROUP,
                 VERSION,
-                change.metadata.namespace or "",
-                self.plural,
-                change.metadata.name or "",
+                current.metadata.namespace or "",
+                self.model.plural,
+                current.metadata.name or "",
                 operations,
                 field_manager=self.field_manager,
                 _content_type=JSON_PATCH,
             )
         self._warn(headers)
-        return parse_change(patched)
+        return parse_object(self.model, patched)
+
+
+class ChangeRequests(ObjectWriter[ChangeRequest]):
+    """ChangeRequests read and written as the client's identity, parsed into the API model,
+    and followed with a watch (`changegate status --wait`)."""
+
+    model = ChangeRequest
+    plural = ChangeRequest.plural
 
     def watch(
         self, change: ChangeRequest, timeout_seconds: int
@@ -367,7 +379,11 @@ class ChangeRequests:
                     timeout_seconds=timeout_seconds,
                     _request_timeout=timeout_seconds + 10,
                 ):
-                    yield None if event["type"] == "DELETED" else parse_change(event["raw_object"])
+                    yield (
+                        None
+                        if event["type"] == "DELETED"
+                        else parse_object(ChangeRequest, event["raw_object"])
+                    )
         except Gone:
             return
         finally:
@@ -681,86 +697,6 @@ class KubeAdapter:
 
 
 # -- Incidents and ServiceOnCalls, typed, for the CLI ---------------------------------
-
-
-def parse_object(model: type[Typed], body: Any) -> Typed:
-    """An object of our API from the wire; a body that does not fit the model is an error."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as error:
-        raise UnexpectedObject(
-            f"the API server returned an unexpected {model.__name__}: {error}"
-        ) from None
-
-
-class ObjectReader(Generic[Typed]):
-    """Namespaced objects of one kind, read as the client's identity into the API model."""
-
-    model: type[Typed]
-
-    def __init__(
-        self,
-        api: client.ApiClient,
-        field_manager: str = COMPONENT,
-        on_warning: Callable[[str], None] = log_warning,
-    ) -> None:
-        self.custom = client.CustomObjectsApi(api)
-        self.field_manager = field_manager
-        self.on_warning = on_warning
-
-    def _warn(self, headers: Mapping[str, str] | None) -> None:
-        for text in warnings_in(headers):
-            self.on_warning(text)
-
-    def get(self, namespace: str, name: str) -> Typed:
-        with translated():
-            body = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, self.model.plural, name
-            )
-        return parse_object(self.model, body)
-
-    def find(self, namespace: str | None, field_selector: str | None = None) -> list[Typed]:
-        """The objects of a namespace, or of every namespace when it is None."""
-        options: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
-        with translated():
-            if namespace is None:
-                body = self.custom.list_cluster_custom_object(
-                    GROUP, VERSION, self.model.plural, **options
-                )
-            else:
-                body = self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, self.model.plural, **options
-                )
-        return [parse_object(self.model, item) for item in ObjectList.model_validate(body).items]
-
-
-class ObjectWriter(ObjectReader[Typed]):
-    """Namespaced objects of one kind, also created and JSON-patched by the client's identity."""
-
-    def create(self, body: dict[str, Any]) -> Typed:
-        namespace = str(body["metadata"]["namespace"])
-        with translated():
-            created, _, headers = self.custom.create_namespaced_custom_object_with_http_info(
-                GROUP, VERSION, namespace, self.model.plural, body, field_manager=self.field_manager
-            )
-        self._warn(headers)
-        return parse_object(self.model, created)
-
-    def patch(self, current: Typed, operations: list[dict[str, Any]]) -> Typed:
-        """Apply a JSON patch (RFC 6902) to the object's spec or metadata."""
-        with translated():
-            patched, _, headers = self.custom.patch_namespaced_custom_object_with_http_info(
-                GROUP,
-                VERSION,
-                current.metadata.namespace or "",
-                self.model.plural,
-                current.metadata.name or "",
-                operations,
-                field_manager=self.field_manager,
-                _content_type=JSON_PATCH,
-            )
-        self._warn(headers)
-        return parse_object(self.model, patched)
 
 
 class Incidents(ObjectWriter[Incident]):
