@@ -1,0 +1,225 @@
+"""The evidence as the reports read it: the few fields of each object they use.
+
+DeploymentRecords, ChangeRequests and Incidents are read into these slim,
+frozen models once, at the boundary (a page of a list at a time), so that a
+report over a year of a large cluster holds only what it prints. They accept
+the API's camelCase JSON and ignore every other field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+# The admission bases of a DeploymentRecord (api.v1alpha1.AdmissionBasis), as text so
+# that a basis added later still reads.
+CHANGE = "Change"
+ROLLBACK = "Rollback"
+RESTART = "Restart"
+BREAK_GLASS = "BreakGlass"
+EMERGENCY = "Emergency"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+DUPLICATE = "Duplicate"
+
+
+class Seen(BaseModel):
+    """Base of the slim models: camelCase JSON, other fields ignored, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class Meta(Seen):
+    name: str
+    namespace: str | None = None
+    creation_timestamp: datetime | None = None
+
+
+class Named(Seen):
+    name: str
+    namespace: str | None = None
+
+
+class Image(Seen):
+    container: str
+    image: str
+    digest: str | None = None
+
+    def text(self) -> str:
+        """`container=image@digest`, the digest where known."""
+        pinned = f"{self.image}@{self.digest}" if self.digest else self.image
+        return f"{self.container}={pinned}"
+
+
+class Source(Seen):
+    repository: str | None = None
+    commit: str | None = None
+    commit_time: datetime | None = None
+    pull_request: str | None = None
+    pipeline_run: str | None = None
+
+
+class Workload(Seen):
+    kind: str
+    name: str
+
+
+class RecordSpec(Seen):
+    service: str
+    environment: str
+    namespace: str
+    production: bool = False
+    workload: Workload
+    images: tuple[Image, ...] = ()
+    admission: str
+    change_request: Named | None = None
+    change_type: str | None = None
+    requester: str | None = None
+    approvers: tuple[str, ...] = ()
+    deployer: str | None = None
+    source: Source | None = None
+    start_time: datetime
+    finish_time: datetime
+    result: str
+    lead_time_seconds: int | None = None
+
+
+class Record(Seen):
+    """A DeploymentRecord: one finished rollout."""
+
+    metadata: Meta
+    spec: RecordSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def succeeded(self) -> bool:
+        return self.spec.result == SUCCEEDED
+
+
+class Approval(Seen):
+    approver: str | None = None
+    decision: str
+    time: datetime | None = None
+
+
+class ChangeSpec(Seen):
+    service: str
+    type: str
+    template_ref: Named | None = None
+    summary: str = ""
+    requester: str | None = None
+    approvals: tuple[Approval, ...] = ()
+    incident_ref: Named | None = None
+
+
+class ChangeStatus(Seen):
+    phase: str | None = None
+
+
+class Change(Seen):
+    """A ChangeRequest: the change behind a rollout."""
+
+    metadata: Meta
+    spec: ChangeSpec
+    status: ChangeStatus = ChangeStatus()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.metadata.namespace or "", self.metadata.name)
+
+
+class Resolution(Seen):
+    code: str
+    time: datetime | None = None
+
+
+class IncidentSpec(Seen):
+    service: str
+    resolution: Resolution | None = None
+    caused_by: str | None = None
+
+
+class IncidentStatus(Seen):
+    triggered_time: datetime | None = None
+    resolved_time: datetime | None = None
+
+
+class Incident(Seen):
+    """An Incident: what may mark a rollout failed (causedBy) and what recovery ends."""
+
+    metadata: Meta
+    spec: IncidentSpec
+    status: IncidentStatus = IncidentStatus()
+
+    @property
+    def duplicate(self) -> bool:
+        """A duplicate of another incident, which never counts a second time."""
+        return self.spec.resolution is not None and self.spec.resolution.code == DUPLICATE
+
+    @property
+    def started(self) -> datetime | None:
+        return self.status.triggered_time or self.metadata.creation_timestamp
+
+    @property
+    def resolved(self) -> datetime | None:
+        if self.status.resolved_time is not None:
+            return self.status.resolved_time
+        return self.spec.resolution.time if self.spec.resolution else None
+
+
+@dataclass(frozen=True)
+class Period:
+    """[since, until): what a report covers."""
+
+    since: datetime
+    until: datetime
+
+    def __contains__(self, moment: datetime) -> bool:
+        return self.since <= moment < self.until
+
+    @property
+    def days(self) -> float:
+        return (self.until - self.since).total_seconds() / 86400
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which services, namespaces and environments a report covers (None: all)."""
+
+    services: frozenset[str] | None = None
+    namespaces: frozenset[str] | None = None
+    environment: str | None = None
+
+    def matches(self, spec: RecordSpec) -> bool:
+        """Whether a record is in scope, in any environment when none is named."""
+        if self.services is not None and spec.service not in self.services:
+            return False
+        if self.namespaces is not None and spec.namespace not in self.namespaces:
+            return False
+        return self.environment is None or spec.environment == self.environment
+
+    def covers(self, spec: RecordSpec) -> bool:
+        """Whether a record counts in a report: in scope, and production when no
+        environment is named."""
+        return self.matches(spec) and (self.environment is not None or spec.production)
+
+
+EVERYTHING = Scope()
+"""Every service, namespace and (for counts) production."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything a report reads, already in the slim models."""
+
+    records: tuple[Record, ...] = ()
+    changes: tuple[Change, ...] = ()
+    incidents: tuple[Incident, ...] = ()
