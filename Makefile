@@ -72,6 +72,7 @@ unit: $(VENV)/.installed ## Unit tests of the pure core and the API (millisecond
 .PHONY: integration
 integration: $(VENV)/.installed cluster-binaries ## Integration tests against a real local control plane (or CHANGEGATE_TEST_KUBECONFIG)
 	@hack/ensure-haproxy.sh
+	@hack/ensure-chromium.sh
 	$(VENV)/bin/pytest tests/integration -q
 
 ##@ Benchmarks
