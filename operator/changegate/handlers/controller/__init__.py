@@ -28,7 +28,7 @@ from changegate.handlers.controller.incidents import IncidentWork, jobs
 from changegate.handlers.controller.indexes import Indexes
 from changegate.handlers.controller.paging import Pager
 from changegate.handlers.controller.registry import registry
-from changegate.handlers.controller.schedule import JOBS, run_scheduler
+from changegate.handlers.controller.schedule import JOBS, Wakeup, run_scheduler
 from changegate.handlers.controller.state import ControllerState, log
 from changegate.metrics import serve_probes_and_metrics
 from changegate.settings import Settings
@@ -49,9 +49,11 @@ async def start_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     )
     pager = Pager(state.kube, SecretReader(state.kube.core.api_client), state.clock)
     pager.bind()
-    memo.incidents = IncidentWork(state, Indexes.of(kwargs), pager)
+    wakeup = Wakeup()
+    memo.incidents = IncidentWork(state, Indexes.of(kwargs), pager, wakeup)
     every = (*JOBS, *jobs(memo.incidents))
-    state.tasks.append(asyncio.create_task(run_scheduler(state, Indexes.of(kwargs), every)))
+    scheduler = run_scheduler(state, Indexes.of(kwargs), every, wakeup)
+    state.tasks.append(asyncio.create_task(scheduler))
     intake_task = await intake.serve(state, Indexes.of(kwargs))
     if intake_task is not None:
         state.tasks.append(intake_task)

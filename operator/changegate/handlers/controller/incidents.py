@@ -50,7 +50,7 @@ from changegate.core.schedule import Due
 from changegate.handlers.controller.indexes import Indexes
 from changegate.handlers.controller.paging import Directory, Outbound, Pager, Reach, user_key
 from changegate.handlers.controller.registry import registry
-from changegate.handlers.controller.schedule import Job
+from changegate.handlers.controller.schedule import Job, Wakeup
 from changegate.handlers.controller.state import ControllerState, audit, log, parse
 from changegate.handlers.controller.status import status_patch
 from changegate.metrics import (
@@ -266,6 +266,7 @@ class IncidentWork:
     state: ControllerState
     indexes: Indexes
     pager: Pager
+    wakeup: Wakeup | None = None  # the scheduler's, told when an Incident's next step is due
 
     @property
     def directory(self) -> Directory:
@@ -273,6 +274,15 @@ class IncidentWork:
 
     def kick(self, namespace: str, name: str) -> None:
         self.pager.kick((namespace, name), lambda: self.run_pass(namespace, name))
+
+    def wake_if_due(self, namespace: str, name: str) -> None:
+        """Tell the scheduler when this Incident next needs a pass, should that be sooner."""
+        if self.wakeup is None:
+            return
+        for incident in self.indexes.incidents.get((namespace, name), ()):
+            at = due_of(incident, self.state.clock())
+            if at is not None:
+                self.wakeup.due_at(at)
 
     def kick_threadsafe(self, namespace: str, name: str) -> None:
         self.pager.kick_threadsafe((namespace, name), lambda: self.run_pass(namespace, name))
@@ -395,3 +405,4 @@ async def incident_event(
     work: IncidentWork | None = getattr(memo, "incidents", None)
     if work is not None:
         work.kick(namespace, name)
+        work.wake_if_due(namespace, name)

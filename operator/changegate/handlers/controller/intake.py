@@ -5,7 +5,8 @@ once (core.incident.alerts), splits it by service (core.incident.routing), merge
 (service, group) into its latest Incident (core.incident.intake) and writes the result
 before answering: 2xx once everything is persisted, 503 when the API server could not
 be written (Alertmanager retries; a retry changes nothing already written), 4xx for
-what it will never accept. Started by the controller's Kopf startup handler.
+what it will never accept. Started by the controller's Kopf startup handler; its
+serving certificate is reloaded when the mounted files rotate (adapters/tls.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import hashlib
 import hmac
 import json
 import logging
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +27,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from changegate.adapters.kube import Conflict, KubeError
+from changegate.adapters.tls import ServingCertificate
 from changegate.api.v1alpha1.common import ObjectMeta
 from changegate.api.v1alpha1.incident import (
     AlertState,
@@ -469,32 +470,25 @@ def services_from(store: Mapping[Any, Any]) -> Services:
     return Services(directory_of(socs), namespaces)
 
 
-def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    return context
-
-
-async def hold(runner: web.AppRunner, intake: Intake) -> None:
-    """Keep the server until the controller stops (cancels this task)."""
+async def hold(runner: web.AppRunner, intake: Intake, certificate: ServingCertificate) -> None:
+    """Keep the server, reloading its certificate on rotation, until the controller stops
+    (cancels this task)."""
     try:
-        await asyncio.Event().wait()
+        await certificate.watch()
     finally:
         await runner.cleanup()
         intake.executor.shutdown(wait=False, cancel_futures=True)
 
 
 async def start_intake(
-    intake: Intake, address: str, port: int, cert_file: str, key_file: str
+    intake: Intake, address: str, port: int, certificate: ServingCertificate
 ) -> asyncio.Task[None]:
     """Bind the HTTPS server (failing loudly at start-up) and return the task that holds it."""
     runner = web.AppRunner(intake_app(intake), access_log=None, shutdown_timeout=10)
     await runner.setup()
-    context = tls_context(cert_file, key_file)
-    await web.TCPSite(runner, address, port, ssl_context=context).start()
+    await web.TCPSite(runner, address, port, ssl_context=certificate.context).start()
     log.info("alert intake listening on https://%s:%d%s", address, port, PATH)
-    return asyncio.create_task(hold(runner, intake))
+    return asyncio.create_task(hold(runner, intake, certificate))
 
 
 async def serve(state: ControllerState, indexes: Indexes) -> asyncio.Task[None] | None:
@@ -514,10 +508,5 @@ async def serve(state: ControllerState, indexes: Indexes) -> asyncio.Task[None] 
     intake = Intake(
         state.kube, config, lambda: services_from(indexes.service_on_calls), state.clock
     )
-    return await start_intake(
-        intake,
-        settings.intake_address,
-        settings.intake_port,
-        str(settings.intake_cert_file),
-        str(settings.intake_key_file),
-    )
+    certificate = ServingCertificate(settings.intake_cert_file, settings.intake_key_file)
+    return await start_intake(intake, settings.intake_address, settings.intake_port, certificate)

@@ -4,8 +4,9 @@ The single documented mechanism for work that no watch event wakes: each job
 derives its due items from the Kopf indexes (an approved change's expiration
 time, a record's finish time plus retention; core.schedule does the timing),
 so nothing is held in memory and a restart re-derives everything. The loop
-runs what is due, then sleeps until the next item is due, at most TICK seconds
-(new items appear in the indexes meanwhile). An item whose write the API server
+runs what is due, then sleeps until the next item is due, at most TICK seconds;
+an item that appears meanwhile and falls due sooner (a new Incident's first
+escalation step) cuts the sleep short through `Wakeup`. An item whose write the API server
 refuses (KubeError) is logged and stays due, so the next pass tries it again.
 Kopf timers are not used: they would put finalizers on objects. On-call
 handoffs are in JOBS; incident escalation timers (handlers/controller/incidents)
@@ -15,6 +16,7 @@ join them at start-up, since they hand their work to the incidents' pager.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable, Hashable, Iterable
@@ -25,6 +27,7 @@ from changegate.adapters.kube import KubeError
 from changegate.core.change.retention import record_due
 from changegate.core.schedule import Due, due_now, seconds_to_next
 from changegate.handlers.controller.changerequests import expire_change
+from changegate.handlers.controller.dora import dora_due, newest_evidence, refresh_dora
 from changegate.handlers.controller.indexes import Indexes
 from changegate.handlers.controller.serviceoncalls import on_call_due, refresh_on_call
 from changegate.handlers.controller.state import ControllerState, audit
@@ -77,10 +80,22 @@ def handoff(state: ControllerState, indexes: Indexes, key: Hashable, now: dt.dat
     refresh_on_call(state, indexes, namespace, name, now)
 
 
+def dora_dues(_: ControllerState, indexes: Indexes) -> Iterable[Due]:
+    for soc in indexes.all_service_on_calls():
+        newest = newest_evidence(soc.spec.service.name, indexes)
+        yield Due((soc.metadata.namespace, soc.metadata.name), dora_due(soc, newest))
+
+
+def dora(state: ControllerState, indexes: Indexes, key: Hashable, now: dt.datetime) -> None:
+    namespace, name = cast(tuple[str, str], key)
+    refresh_dora(state, indexes, namespace, name, now)
+
+
 JOBS = (
     Job("expiry", expiry_dues, expire),
     Job("retention", retention_dues, delete_record),
     Job("handoff", handoff_dues, handoff),
+    Job("dora", dora_dues, dora),
 )
 
 
@@ -98,11 +113,40 @@ async def run_due(state: ControllerState, indexes: Indexes, jobs: Iterable[Job])
     return seconds_to_next(upcoming, state.clock(), TICK)
 
 
+class Wakeup:
+    """Cuts the scheduler's sleep short when an item falls due before it would look again.
+
+    Handlers that learn of new work (an Incident event) call `due_at`; between passes
+    the scheduler waits on it, so a step due in 2 s fires in 2 s, not at the next TICK.
+    """
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.until: dt.datetime | None = None  # when the sleeping scheduler looks next
+
+    def due_at(self, at: dt.datetime) -> None:
+        # While a pass runs (until is None) its dues may predate the item: look again.
+        if self.until is None or at < self.until:
+            self.event.set()
+
+    async def sleep(self, seconds: float, now: dt.datetime) -> None:
+        self.until = now + dt.timedelta(seconds=seconds)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.event.wait(), seconds)
+        finally:
+            self.event.clear()
+            self.until = None
+
+
 async def run_scheduler(
-    state: ControllerState, indexes: Indexes, jobs: Iterable[Job] = JOBS
+    state: ControllerState,
+    indexes: Indexes,
+    jobs: Iterable[Job] = JOBS,
+    wakeup: Wakeup | None = None,
 ) -> None:
     """Run due work until cancelled at cleanup."""
-    every = tuple(jobs)
+    every, waker = tuple(jobs), wakeup or Wakeup()
     while True:
         delay = await run_due(state, indexes, every)
-        await asyncio.sleep(delay)
+        await waker.sleep(delay, state.clock())

@@ -15,10 +15,11 @@ import logging
 import signal
 
 from changegate.adapters.kube import KubeAdapter, api_client
+from changegate.adapters.tls import ServingCertificate
 from changegate.handlers.webhook.changes import ChangeAdmission
 from changegate.handlers.webhook.incidents import IncidentAdmission
 from changegate.handlers.webhook.pods import PodAccessAdmission
-from changegate.handlers.webhook.server import Route, ServingCertificate, serve_admission
+from changegate.handlers.webhook.server import Route, serve_admission
 from changegate.handlers.webhook.stamps import PreproductionStamps
 from changegate.handlers.webhook.state import WebhookState
 from changegate.handlers.webhook.workloads import WorkloadAdmission

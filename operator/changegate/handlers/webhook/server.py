@@ -3,23 +3,22 @@
 aiohttp without Kopf's admission machinery: decode the review once into a
 `Review`, hand it to the route's handler (workloads.py, changes.py), encode its
 `Answer` (allowed, status, JSON patch, warnings). Input that is no admission
-review is answered 400 with a message. The TLS context rereads rotated files.
+review is answered 400 with a message. The TLS context rereads rotated files
+(adapters/tls.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from changegate.adapters.tls import ServingCertificate
 from changegate.core.common import User
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,6 @@ ADMISSION_API_VERSION = "admission.k8s.io/v1"
 # The API server takes request bodies up to 3 MiB; an UPDATE's review carries both
 # the new object and the stored one (etcd keeps up to 1.5 MiB), in JSON with escapes.
 MAX_REVIEW_BYTES = 8 * 1024 * 1024
-CERT_CHECK_SECONDS = 10.0
 
 
 class BadReview(Exception):
@@ -177,47 +175,6 @@ def admission_app(routes: Sequence[Route]) -> web.Application:
     for route in routes:
         app.router.add_post(route.path, _serve(route))
     return app
-
-
-# -- TLS ----------------------------------------------------------------------
-
-
-class ServingCertificate:
-    """The server's TLS context, reloaded in place when the mounted files change.
-
-    A Secret volume swaps its files on rotation (cert-manager renews before
-    expiry); loading the new pair into the same context serves it to every new
-    connection without a restart.
-    """
-
-    def __init__(self, cert_file: Path, key_file: Path) -> None:
-        self.cert_file, self.key_file = cert_file, key_file
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._loaded = self._contents()
-        self.context.load_cert_chain(str(cert_file), str(key_file))
-
-    def _contents(self) -> tuple[bytes, bytes]:
-        return self.cert_file.read_bytes(), self.key_file.read_bytes()
-
-    def reload_if_changed(self) -> bool:
-        try:
-            contents = self._contents()
-            if contents == self._loaded:
-                return False
-            self.context.load_cert_chain(str(self.cert_file), str(self.key_file))
-        except (OSError, ssl.SSLError) as error:
-            # Mid-rotation the pair may not match yet; the next look will.
-            log.warning("serving certificate not reloaded: %s", error)
-            return False
-        self._loaded = contents
-        log.info("serving certificate reloaded from %s", self.cert_file)
-        return True
-
-    async def watch(self, interval: float = CERT_CHECK_SECONDS) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await asyncio.to_thread(self.reload_if_changed)
 
 
 async def serve_admission(
