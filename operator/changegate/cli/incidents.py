@@ -241,26 +241,40 @@ def _headline(incident: Incident) -> list[str]:
     return lines
 
 
-def by(incident: Incident, attribute: str) -> str:
-    """` (by USER)` for a stamped act, or nothing before the webhook stamped it."""
+def by(incident: Incident, attribute: str, source: str | None = None) -> str:
+    """` (by USER)` for a stamped act, or nothing before the webhook stamped it; an act made
+    in PagerDuty or ServiceNow (`source`: the prefix of its via fields) names who made it there."""
     who = stamp(incident, attribute)
+    if source and stamp(incident, f"{source}_via"):
+        external = stamp(incident, f"{source}_external_user")
+        who = actor(who, stamp(incident, f"{source}_via"), external)
     return f" (by {who})" if who else ""
+
+
+def actor(user: str | None, via: str | None, external_user: str | None) -> str:
+    """Who made an act: the stamped user, or `<externalUser> via PagerDuty` for a vendor's."""
+    if via is None:
+        return user or "?"
+    return f"{external_user or 'someone'} via {via}"
 
 
 def _people(incident: Incident) -> list[str]:
     spec = incident.spec
-    assignee = f"{spec.assignee}{by(incident, 'assigned_by')}" if spec.assignee else "-"
+    assignee = f"{spec.assignee}{by(incident, 'assigned_by', 'assigned')}" if spec.assignee else "-"
     lines = [field_line("Assignee", assignee)]
     commander = stamp(incident, "commander")
     if commander:
         lines.append(field_line("Commander", commander + by(incident, "commander_assigned_by")))
     if stamp(incident, "reassigned_by"):
-        lines.append(field_line("Reassigned", f"to {spec.service}{by(incident, 'reassigned_by')}"))
+        moved = f"to {spec.service}{by(incident, 'reassigned_by', 'reassigned')}"
+        lines.append(field_line("Reassigned", moved))
     cause = stamp(incident, "caused_by")
     if cause:
         lines.append(field_line("Caused by", cause + by(incident, "cause_confirmed_by")))
     if spec.resolution:
-        resolver = f" by {spec.resolution.resolved_by}" if spec.resolution.resolved_by else ""
+        res = spec.resolution
+        who = actor(res.resolved_by, res.via, res.external_user) if res.resolved_by else None
+        resolver = f" by {who}" if who else ""
         code = spec.resolution.code.value
         lines.append(field_line("Resolution", f"{code}{resolver}: {spec.resolution.note}"))
     ticket = incident.status.external_ticket
@@ -306,11 +320,18 @@ def _sections(incident: Incident) -> list[str]:
         (
             "Acknowledgements",
             [
-                f"{timestamp(a.time)} {a.user or '?'}{': ' + a.comment if a.comment else ''}"
+                f"{timestamp(a.time)} {actor(a.user, a.via, a.external_user)}"
+                f"{': ' + a.comment if a.comment else ''}"
                 for a in spec.acknowledgements
             ],
         ),
-        ("Notes", [f"{timestamp(n.time)} {n.author or '?'}: {n.text}" for n in spec.notes]),
+        (
+            "Notes",
+            [
+                f"{timestamp(n.time)} {actor(n.author, n.via, n.external_user)}: {n.text}"
+                for n in spec.notes
+            ],
+        ),
         (
             "Pages",
             [

@@ -303,6 +303,7 @@ def test_the_chain_runs_in_this_order() -> None:
     assert [rule.__name__ for rule in review.RULES] == [
         "written_by_operator",
         "lists_append_only",
+        "sources_by_controller",
         "stamps_by_webhook",
         "no_change_to_stamp",
         "responders_only",

@@ -284,6 +284,17 @@ class TicketSystem(StrEnum):
     WEBHOOK = "Webhook"
 
 
+class ActSource(StrEnum):
+    """The external system a person acted in, when an act reached changegate from there."""
+
+    PAGER_DUTY = "PagerDuty"
+    SERVICE_NOW = "ServiceNow"
+
+
+# Who acted in an external system, as that system names them (display only).
+ExternalUser = Annotated[str, Field(min_length=1, max_length=256)]
+
+
 class ExternalTicket(StatusModel):
     """The ticket that mirrors this object in an external system."""
 

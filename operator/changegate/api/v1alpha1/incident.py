@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
 from changegate.api.v1alpha1.common import (
     AGE_COLUMN,
     LIST_SET,
+    ActSource,
     ApiModel,
     AuditEntry,
     Condition,
@@ -25,6 +26,7 @@ from changegate.api.v1alpha1.common import (
     CustomResource,
     DNSLabel,
     ExternalTicket,
+    ExternalUser,
     PrinterColumn,
     Seconds,
     StatusModel,
@@ -159,6 +161,30 @@ class SuspectChange(StatusModel):
     )
 
 
+def via_field(act: str) -> Any:
+    """Field of an act that came from PagerDuty or ServiceNow; None: made in Kubernetes."""
+    return Field(
+        default=None,
+        description=(
+            f"PagerDuty or ServiceNow when {act} was made there and applied by changegate's"
+            " controller (its user stamp is then the controller's); absent: made in"
+            " Kubernetes. Only the controller sets it."
+        ),
+    )
+
+
+def external_user_field(act: str) -> Any:
+    """Field naming who made an act in the external system, for display."""
+    return Field(
+        default=None,
+        description=(
+            f"Who made {act} in the system named by its via field, as that system names them"
+            " (a team member's username where their email matches the ServiceOnCall's"
+            " contacts). For display; only the controller sets it."
+        ),
+    )
+
+
 class Acknowledgement(ApiModel):
     """Someone taking the incident on. user and time are stamped by the admission webhook."""
 
@@ -175,6 +201,8 @@ class Acknowledgement(ApiModel):
     comment: Annotated[str, Field(max_length=1024)] | None = Field(
         default=None, description="What they are doing about it."
     )
+    via: ActSource | None = via_field("the acknowledgement")
+    external_user: ExternalUser | None = external_user_field("the acknowledgement")
 
 
 class Note(ApiModel):
@@ -191,6 +219,8 @@ class Note(ApiModel):
         default=None, description="When it was written; stamped by the webhook."
     )
     text: Text = Field(min_length=1, description="The note.")
+    via: ActSource | None = via_field("the note")
+    external_user: ExternalUser | None = external_user_field("the note")
 
 
 class Resolution(ApiModel):
@@ -210,6 +240,8 @@ class Resolution(ApiModel):
     time: datetime | None = Field(
         default=None, description="When it was resolved; stamped by the webhook."
     )
+    via: ActSource | None = via_field("the resolution")
+    external_user: ExternalUser | None = external_user_field("the resolution")
 
 
 class IncidentSpec(ApiModel):
@@ -291,6 +323,8 @@ class IncidentSpec(ApiModel):
     assigned_time: datetime | None = Field(
         default=None, description="When the assignee was set last; stamped by the webhook."
     )
+    assigned_via: ActSource | None = via_field("the last assignment")
+    assigned_external_user: ExternalUser | None = external_user_field("the last assignment")
     commander: UserName | None = Field(
         default=None, description="Who leads the response, usually of a major incident."
     )
@@ -320,6 +354,10 @@ class IncidentSpec(ApiModel):
     reassigned_time: datetime | None = Field(
         default=None, description="When it was last reassigned; stamped by the webhook."
     )
+    reassigned_via: ActSource | None = via_field("the last reassignment")
+    reassigned_external_user: ExternalUser | None = external_user_field("the last reassignment")
+    major_via: ActSource | None = via_field("the last change of spec.major")
+    major_external_user: ExternalUser | None = external_user_field("the last change of spec.major")
 
 
 class Page(StatusModel):

@@ -3,7 +3,9 @@
 The mutating webhook (handlers/webhook/incidents.py) calls `review_incident` with
 the authenticated user, the service's team and the incident managers' groups. A
 chain of small named rules (`RULES`; the first that decides wins) refuses with a
-reason, or accepts with the JSON patch that stamps each act's user and time. Pure.
+reason, or accepts with the JSON patch that stamps each act's user and time. Acts
+made in PagerDuty or ServiceNow (`via`, `externalUser`) are the controller's to write.
+Pure.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ SINGLE_ACTS = (
     ("commander", "commander", "commanderAssignedBy", "commanderAssignedTime"),
     ("caused_by", "causedBy", "causeConfirmedBy", "causeConfirmedTime"),
     ("service", "service", "reassignedBy", "reassignedTime"),
+)
+
+# Single-field acts that may come from PagerDuty or ServiceNow: the act's JSON name, and
+# the JSON names of where it came from and who made it there.
+EXTERNAL_SINGLES = (
+    ("assignee", "assignedVia", "assignedExternalUser"),
+    ("service", "reassignedVia", "reassignedExternalUser"),
+    ("major", "majorVia", "majorExternalUser"),
 )
 
 
@@ -141,6 +151,45 @@ def lists_append_only(write: IncidentWrite) -> Verdict | None:
     return None
 
 
+def sources_by_controller(write: IncidentWrite) -> Verdict | None:
+    """Only the controller says an act was made in PagerDuty or ServiceNow, and by whom there:
+    anyone else could pass their own act off as the vendor's."""
+    fields = _sources_set(write)
+    if not fields:
+        return None
+    return refuse(
+        "SourceSetByController",
+        f"{', '.join(fields)}: set only by changegate's controller, when it applies an act"
+        " made in PagerDuty or ServiceNow; leave them out (your own act is recorded as yours)",
+    )
+
+
+def _sources_set(write: IncidentWrite) -> list[str]:
+    """The via and externalUser fields this write sets or changes, as spec paths."""
+    old, new = write.before, write.new.spec
+    found = []
+    for name, before, after in (
+        ("acknowledgements", old.acknowledgements if old else [], new.acknowledgements),
+        ("notes", old.notes if old else [], new.notes),
+    ):
+        for index in range(len(before), len(after)):
+            found += _source_of(f"spec.{name}[{index}].", after[index], None)
+    found += _source_of("spec.resolution.", new.resolution, old.resolution if old else None)
+    for _, via, external in EXTERNAL_SINGLES:
+        for json in (via, external):
+            if getattr(new, _attr(json)) != (getattr(old, _attr(json)) if old else None):
+                found.append(f"spec.{json}")
+    return found
+
+
+def _source_of(prefix: str, act: object, before: object) -> list[str]:
+    return [
+        prefix + json
+        for attr, json in (("via", "via"), ("external_user", "externalUser"))
+        if getattr(act, attr, None) != getattr(before, attr, None)
+    ]
+
+
 def stamps_by_webhook(write: IncidentWrite) -> Verdict | None:
     """Who and when of an act are stamped; written by hand without the act, they are refused."""
     old = write.before
@@ -213,7 +262,7 @@ def stamp_acts(write: IncidentWrite) -> Verdict:
     edited manifest still works."""
     patch: list[dict[str, Any]] = []
     warnings: list[str] = []
-    for part in (_stamp_singles, _stamp_lists, _stamp_resolution):
+    for part in (_stamp_singles, _stamp_lists, _stamp_resolution, _clear_sources):
         more, said = part(write)
         patch += more
         warnings += said
@@ -280,6 +329,26 @@ def _stamp_resolution(write: IncidentWrite) -> Stamped:
     return patch, said
 
 
+def _clear_sources(write: IncidentWrite) -> Stamped:
+    """A person redoing an act made in PagerDuty or ServiceNow makes it theirs: the old
+    source goes (a manifest applied again may still carry it)."""
+    new, acted = write.new.spec, set(write.acts())
+    paths = [
+        f"/spec/{json}"
+        for act, via, external in EXTERNAL_SINGLES
+        if act in acted
+        for json in (via, external)
+        if getattr(new, _attr(json)) is not None
+    ]
+    if new.resolution is not None and "resolution" in acted:
+        paths += [
+            f"/spec/resolution/{json}"
+            for attr, json in (("via", "via"), ("external_user", "externalUser"))
+            if getattr(new.resolution, attr) is not None
+        ]
+    return [{"op": "remove", "path": path} for path in paths], []
+
+
 def _overwritten(where: str, typed: str | None, user: str) -> str:
     return f"{where} named {typed}; recorded as {user}, the authenticated user"
 
@@ -290,6 +359,7 @@ Rule = Callable[[IncidentWrite], Verdict | None]
 RULES: tuple[Rule, ...] = (
     written_by_operator,
     lists_append_only,
+    sources_by_controller,
     stamps_by_webhook,
     no_change_to_stamp,
     responders_only,
