@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import urllib3
 from kubernetes import client, config, watch
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from changegate.api.v1alpha1 import (
     GROUP,
@@ -53,8 +53,10 @@ __all__ = [
     "Invalid",
     "KubeAdapter",
     "KubeError",
+    "ListPage",
     "Login",
     "NotFound",
+    "ObjectPages",
     "ServiceOnCalls",
     "Source",
     "UnexpectedObject",
@@ -714,3 +716,72 @@ class ServiceOnCalls(ObjectReader[ServiceOnCall]):
         """The ServiceOnCalls naming this service, in one namespace or every one (where one
         exists, once claimed)."""
         return self.find(namespace, f"spec.service.name={service}")
+
+
+# -- reading at scale -------------------------------------------------------------
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class ListMeta(BaseModel):
+    """A list's metadata: where the next page starts, and how many items remain after it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    continue_: str | None = Field(default=None, alias="continue")
+    remaining_item_count: int | None = Field(default=None, alias="remainingItemCount")
+
+
+class ListPage(BaseModel, Generic[Item]):
+    """One page of a list, its items parsed straight from the response's bytes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: ListMeta = ListMeta()
+    items: list[Item] = []
+
+
+class ObjectPages:
+    """Lists of our kinds read a page at a time (limit and continue), each page parsed
+    from the wire into the caller's model once: a report over 100,000 objects holds only
+    what that model keeps."""
+
+    def __init__(self, api: client.ApiClient, page_size: int = 500) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.page_size = page_size
+
+    def pages(
+        self,
+        plural: str,
+        model: type[Item],
+        namespace: str | None = None,
+        field_selector: str | None = None,
+    ) -> Iterator[ListPage[Item]]:
+        """The pages of the list of every namespace (or one), in the API server's order."""
+        page_model = ListPage[model]  # type: ignore[valid-type]
+        token: str | None = None
+        while True:
+            options: dict[str, Any] = {"limit": self.page_size, "_preload_content": False}
+            if token:
+                options["_continue"] = token
+            if field_selector:
+                options["field_selector"] = field_selector
+            with translated():
+                response = (
+                    self.custom.list_cluster_custom_object(GROUP, VERSION, plural, **options)
+                    if namespace is None
+                    else self.custom.list_namespaced_custom_object(
+                        GROUP, VERSION, namespace, plural, **options
+                    )
+                )
+                body = cast(Any, response).data
+            try:
+                page = cast(ListPage[Item], page_model.model_validate_json(body))
+            except ValidationError as error:
+                raise UnexpectedObject(
+                    f"the API server returned an unexpected {plural} list: {error}"
+                ) from None
+            yield page
+            token = page.metadata.continue_
+            if not token:
+                return

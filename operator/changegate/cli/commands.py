@@ -40,6 +40,7 @@ from changegate.cli.pipeline import (
     with_commit_time,
 )
 from changegate.cli.progress import follow
+from changegate.cli.report import run_report
 from changegate.cli.summary import describe_change
 from changegate.cli.table import change_table
 
@@ -177,6 +178,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Connection], None]] = {
     "list": list_changes,
     "incident": run_incident,
     "oncall": show_on_call,
+    "report": run_report,
 }
 
 

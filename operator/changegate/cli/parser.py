@@ -1,4 +1,4 @@
-"""The command line: `changegate request|approve|reject|cancel|status|list|incident|oncall`.
+"""The command line: `changegate request|approve|reject|cancel|status|list|incident|oncall|report`.
 
 argparse only. Connection flags (--kubeconfig, --context, -n) are accepted
 before or after the command, as kubectl accepts them, because `kubectl
@@ -16,6 +16,7 @@ from typing import TypeVar
 from changegate.api.v1alpha1 import ChangePhase, ChangeType, Level, ResolutionCode, Severity
 from changegate.cli.formats import OutputFormat
 from changegate.cli.progress import AWAITABLE
+from changegate.cli.report_text import ReportFormat
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -337,6 +338,123 @@ def add_oncall_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     add_output_flag(oncall)
 
 
+REPORT_EPILOG = """\
+--since and --until take RFC 3339 times (2025-01-01T00:00:00Z), dates (2025-01-01),
+or a span back from now (30d, 12w, 24h). By default the report covers the last 30
+days, production only (--environment names another).
+
+examples:
+  changegate report compliance --since 2025-01-01 --until 2025-04-01 -o csv
+  changegate report dora --since 365d --service payments-api -o markdown"""
+
+
+def add_report_action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse.ArgumentParser:
+    """One action of `changegate report`, with the period and scope flags every report takes;
+    modules that add an action (export, verify, ...) call this from add_report_commands."""
+    action = actions.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=REPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    action.add_argument("--since", metavar="TIME", help="start of the period (default: 30d)")
+    action.add_argument("--until", metavar="TIME", help="end of the period (default: now)")
+    action.add_argument(
+        "--service", action="append", metavar="NAME", help="only this service (repeatable)"
+    )
+    action.add_argument(
+        "-n",
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        metavar="NAME",
+        help="only this namespace (repeatable); a product team names its own",
+    )
+    action.add_argument(
+        "--environment", metavar="NAME", help="this environment instead of production"
+    )
+    return action
+
+
+def add_report_output_flag(action: argparse.ArgumentParser) -> None:
+    action.add_argument(
+        "-o",
+        "--output",
+        type=ReportFormat,
+        choices=list(ReportFormat),
+        default=ReportFormat.TABLE,
+        help="table (default), json, csv or markdown",
+    )
+
+
+def add_report_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report",
+        help="compliance evidence and DORA figures over a period",
+        description="Reports for change managers and auditors, read as yourself (the"
+        " chart's auditor role is enough; a product team sees its own namespaces).",
+    )
+    add_connection_flags(report, inherit=True)
+    actions = report.add_subparsers(dest="action", required=True, metavar="ACTION")
+    compliance = add_report_action(
+        actions,
+        "compliance",
+        "every production rollout with its change, approvers and commit; exceptions;"
+        " what runs where",
+    )
+    add_report_output_flag(compliance)
+    dora = add_report_action(
+        actions, "dora", "the DORA figures per service and for all of them together"
+    )
+    dora.add_argument(
+        "--horizon",
+        type=parse_duration,
+        default=parse_duration("24h"),
+        help="a rollback or emergency fix this soon after a deployment marks it failed"
+        " (default: 24h)",
+    )
+    add_report_output_flag(dora)
+    add_evidence_actions(actions)
+
+
+def add_evidence_actions(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`report export` and `report verify`: tamper-evident evidence (cli/evidence.py)."""
+    export = add_report_action(
+        actions,
+        "export",
+        "DeploymentRecords and ChangeRequests of the period as JSON Lines, each line carrying"
+        " a running SHA-256 over the lines so far",
+    )
+    export.add_argument("-f", "--file", metavar="FILE", help="write to FILE (default: stdout)")
+    verify = actions.add_parser(
+        "verify",
+        help="verify an exported FILE line by line, or every service's chain of records",
+        description="With FILE: name each line edited, removed, inserted or reordered. Without:"
+        " walk each service's hash chain of DeploymentRecords and name where it breaks."
+        " Exit code 5 when anything does not verify.",
+    )
+    add_connection_flags(verify, inherit=True)
+    verify.add_argument("file", nargs="?", metavar="FILE", help="an export (- for stdin)")
+    verify.add_argument(
+        "--expect", metavar="SHA256", help="the last line's sha256, as kept when exported"
+    )
+
+
+def add_review_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    review = commands.add_parser(
+        "review",
+        help="review an emergency change after the fact (change managers)",
+        description="Append your review to an emergency ChangeRequest; the webhook records"
+        " who and when, and marks the change reviewed. Reviews are never changed.",
+    )
+    add_connection_flags(review, inherit=True)
+    review.add_argument("name", help="the ChangeRequest")
+    review.add_argument("--note", required=True, help="what the review found (required)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="changegate",
@@ -351,4 +469,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_reading_commands(commands)
     add_incident_commands(commands)
     add_oncall_command(commands)
+    add_report_commands(commands)
     return parser

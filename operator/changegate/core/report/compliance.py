@@ -7,13 +7,14 @@ Pure: the evidence, a period and a scope in; a ComplianceReport out, which
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from changegate.core.report.dora import lead_time_seconds
 from changegate.core.report.evidence import (
+    AUDIT_ONLY,
     BREAK_GLASS,
     EMERGENCY,
     EVERYTHING,
@@ -23,9 +24,6 @@ from changegate.core.report.evidence import (
     Record,
     Scope,
 )
-
-# The basis of a rollout admitted in audit-only mode that enforcement would have refused.
-AUDIT_ONLY = "AuditOnly"
 
 
 @dataclass(frozen=True)
@@ -102,14 +100,6 @@ class ComplianceReport:
     running: tuple[Running, ...]
 
 
-# Whether an emergency change has been reviewed after the fact; the review step sets it.
-Reviewed = Callable[[Change], bool]
-
-
-def never_reviewed(change: Change) -> bool:
-    return False
-
-
 def approvals_of(record: Record, change: Change | None) -> tuple[ApprovalSeen, ...]:
     """The approvers the record names, with the times their approvals carry on the change."""
     times = {}
@@ -174,7 +164,7 @@ def record_exceptions(record: Record) -> list[ComplianceException]:
                 record.name,
                 spec.service,
                 spec.start_time,
-                "admitted in audit-only mode; enforcement would have refused it",
+                f"admitted in audit-only mode; enforcement would have refused it: {spec.audit_reason or ''}",
             )
         )
     if not record.succeeded:
@@ -191,7 +181,7 @@ def record_exceptions(record: Record) -> list[ComplianceException]:
 
 
 def unreviewed(
-    changes: Iterable[Change], period: Period, scope: Scope, reviewed: Reviewed
+    changes: Iterable[Change], period: Period, scope: Scope
 ) -> list[ComplianceException]:
     """Emergency changes raised in the period and not yet reviewed after the fact."""
     return [
@@ -210,7 +200,7 @@ def unreviewed(
             change.metadata.creation_timestamp is None
             or change.metadata.creation_timestamp in period
         )
-        and not reviewed(change)
+        and not change.reviewed
     ]
 
 
@@ -248,7 +238,6 @@ def compliance_report(
     evidence: Evidence,
     period: Period,
     scope: Scope = EVERYTHING,
-    reviewed: Reviewed = never_reviewed,
 ) -> ComplianceReport:
     """Rows (oldest first), exceptions and what runs where, for the period and scope."""
     changes = {change.key: change for change in evidence.changes}
@@ -257,7 +246,7 @@ def compliance_report(
         key=lambda r: (r.spec.finish_time, r.name),
     )
     exceptions = [e for r in chosen for e in record_exceptions(r)]
-    exceptions += unreviewed(evidence.changes, period, scope, reviewed)
+    exceptions += unreviewed(evidence.changes, period, scope)
     exceptions.sort(key=lambda e: (e.time is None, e.time or period.since, e.subject))
     return ComplianceReport(
         period,

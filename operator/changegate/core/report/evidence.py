@@ -8,6 +8,7 @@ the API's camelCase JSON and ignore every other field.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ CHANGE = "Change"
 ROLLBACK = "Rollback"
 RESTART = "Restart"
 BREAK_GLASS = "BreakGlass"
+AUDIT_ONLY = "AuditOnly"
 EMERGENCY = "Emergency"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -77,6 +79,7 @@ class RecordSpec(Seen):
     workload: Workload
     images: tuple[Image, ...] = ()
     admission: str
+    audit_reason: str | None = None
     change_request: Named | None = None
     change_type: str | None = None
     requester: str | None = None
@@ -110,6 +113,11 @@ class Approval(Seen):
     time: datetime | None = None
 
 
+class Review(Seen):
+    reviewer: str | None = None
+    time: datetime | None = None
+
+
 class ChangeSpec(Seen):
     service: str
     type: str
@@ -118,10 +126,25 @@ class ChangeSpec(Seen):
     requester: str | None = None
     approvals: tuple[Approval, ...] = ()
     incident_ref: Named | None = None
+    source: Source | None = None
+    reviews: tuple[Review, ...] = ()
+
+
+class RolloutSeen(Seen):
+    kind: str
+    name: str
+    images: tuple[Image, ...] = ()
+    deployer: str | None = None
+    start_time: datetime
+    finish_time: datetime | None = None
+    result: str
+    deployment_record: str | None = None
 
 
 class ChangeStatus(Seen):
     phase: str | None = None
+    approved_by: tuple[str, ...] = ()
+    rollouts: tuple[RolloutSeen, ...] = ()
 
 
 class Change(Seen):
@@ -134,6 +157,11 @@ class Change(Seen):
     @property
     def key(self) -> tuple[str, str]:
         return (self.metadata.namespace or "", self.metadata.name)
+
+    @property
+    def reviewed(self) -> bool:
+        """Reviewed after the fact by a change manager (an emergency change's review)."""
+        return bool(self.spec.reviews)
 
 
 class Resolution(Seen):
@@ -173,6 +201,73 @@ class Incident(Seen):
         if self.status.resolved_time is not None:
             return self.status.resolved_time
         return self.spec.resolution.time if self.spec.resolution else None
+
+
+class EnvironmentSeen(Seen):
+    name: str
+    namespace: str
+    production: bool = False
+
+
+class ServiceSpec(Seen):
+    environments: tuple[EnvironmentSeen, ...] = ()
+
+
+class ServiceEnvironments(Seen):
+    """A ServiceOnCall, for which environment each namespace is."""
+
+    spec: ServiceSpec
+
+
+@dataclass(frozen=True)
+class Environments:
+    """Namespace -> its environment, from the ServiceOnCalls."""
+
+    by_namespace: dict[str, EnvironmentSeen]
+
+    @classmethod
+    def of(cls, services: Iterable[ServiceEnvironments]) -> Environments:
+        return cls({e.namespace: e for s in services for e in s.spec.environments})
+
+
+def records_from_changes(changes: Iterable[Change], environments: Environments) -> list[Record]:
+    """The finished rollouts the ChangeRequests recorded, as records: what a product team,
+    which cannot list the cluster-scoped DeploymentRecords, reads of its own namespaces.
+    Rollbacks and restarts, which no change covers, are not among them."""
+    found = []
+    for change in changes:
+        namespace = change.metadata.namespace or ""
+        environment = environments.by_namespace.get(namespace)
+        for rollout in change.status.rollouts:
+            if rollout.finish_time is None or environment is None:
+                continue
+            found.append(record_of(change, rollout, environment))
+    return found
+
+
+def record_of(change: Change, rollout: RolloutSeen, environment: EnvironmentSeen) -> Record:
+    spec = change.spec
+    return Record(
+        metadata=Meta(name=rollout.deployment_record or f"{change.metadata.name}-{rollout.name}"),
+        spec=RecordSpec(
+            service=spec.service,
+            environment=environment.name,
+            namespace=environment.namespace,
+            production=environment.production,
+            workload=Workload(kind=rollout.kind, name=rollout.name),
+            images=rollout.images,
+            admission=CHANGE,
+            change_request=Named(name=change.metadata.name, namespace=environment.namespace),
+            change_type=spec.type,
+            requester=spec.requester,
+            approvers=change.status.approved_by,
+            deployer=rollout.deployer,
+            source=spec.source,
+            start_time=rollout.start_time,
+            finish_time=rollout.finish_time or rollout.start_time,
+            result=rollout.result,
+        ),
+    )
 
 
 @dataclass(frozen=True)

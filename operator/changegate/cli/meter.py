@@ -1,0 +1,39 @@
+"""A progress bar on stderr for long reads, drawn only when stderr is a terminal.
+
+`changegate report` reads lists a page at a time; after each page it says how
+many objects it has read of how many (the API server's remainingItemCount).
+Scripts and pipes see nothing of it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+WIDTH = 30
+
+
+class Meter:
+    """Counts objects read per kind and redraws one line in place."""
+
+    def __init__(self, out: TextIO = sys.stderr, shown: bool | None = None) -> None:
+        self.out = out
+        self.shown = out.isatty() if shown is None else shown
+        self.drawn = False
+
+    def update(self, what: str, read: int, remaining: int | None) -> None:
+        if not self.shown:
+            return
+        total = read + (remaining or 0)
+        done = read / total if total else 1.0
+        bar = "#" * round(done * WIDTH)
+        self.out.write(f"\rreading {what}: [{bar:<{WIDTH}}] {read}/{total}\033[K")
+        self.out.flush()
+        self.drawn = True
+
+    def finish(self) -> None:
+        """Clear the line, so the report starts on a clean one."""
+        if self.drawn:
+            self.out.write("\r\033[K")
+            self.out.flush()
+            self.drawn = False

@@ -1,0 +1,157 @@
+"""`changegate report compliance|dora`: the reports, read as the caller.
+
+Reads DeploymentRecords, ChangeRequests and (for DORA) Incidents a page at a
+time into the report core's slim models, with a progress bar on a terminal,
+then prints what core/report works out in the format -o asks for. The
+chart's auditor role is all it needs. A product team, which cannot list the
+cluster-scoped DeploymentRecords, names its namespaces and gets its figures
+from the rollouts its ChangeRequests recorded there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from changegate.adapters.kube import Forbidden, ObjectPages
+from changegate.cli.cluster import Connection
+from changegate.cli.errors import CommandError
+from changegate.cli.meter import Meter
+from changegate.cli.report_text import render
+from changegate.core.report.compliance import compliance_report
+from changegate.core.report.dora import dora_report
+from changegate.core.report.evidence import (
+    Change,
+    Environments,
+    Evidence,
+    Incident,
+    Period,
+    Record,
+    Scope,
+    ServiceEnvironments,
+    records_from_changes,
+)
+
+DEFAULT_SPAN = timedelta(days=30)
+_SPAN = re.compile(r"^(\d+)([dwh])$")
+_UNITS = {"d": timedelta(days=1), "w": timedelta(weeks=1), "h": timedelta(hours=1)}
+Item = TypeVar("Item", bound=BaseModel)
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """An RFC 3339 time, a date (midnight UTC), or a span back from now (30d, 12w, 24h)."""
+    span = _SPAN.match(text)
+    if span:
+        return now - int(span.group(1)) * _UNITS[span.group(2)]
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CommandError(
+            f"{text!r} is not a time such as 2025-01-01T00:00:00Z, 2025-01-01 or 30d"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def period_of(args: argparse.Namespace, now: datetime) -> Period:
+    until = parse_moment(args.until, now) if args.until else now
+    since = parse_moment(args.since, now) if args.since else until - DEFAULT_SPAN
+    if since >= until:
+        raise CommandError("--since must be before --until")
+    return Period(since, until)
+
+
+def scope_of(args: argparse.Namespace) -> Scope:
+    return Scope(
+        frozenset(args.service) if args.service else None,
+        frozenset(args.namespaces) if args.namespaces else None,
+        args.environment,
+    )
+
+
+def selector(**fields: frozenset[str] | None) -> str | None:
+    """A field selector when exactly one value is asked for (the API server filters)."""
+    terms = [f"spec.{f}={next(iter(v))}" for f, v in fields.items() if v and len(v) == 1]
+    return ",".join(terms) or None
+
+
+class Reader:
+    """Reads every page of a kind, in the scope's namespaces or cluster-wide."""
+
+    def __init__(self, connection: Connection, meter: Meter) -> None:
+        self.pages = ObjectPages(connection.login.api)
+        self.meter = meter
+
+    def read(
+        self,
+        plural: str,
+        model: type[Item],
+        namespaces: Iterable[str | None],
+        field_selector: str | None = None,
+    ) -> list[Item]:
+        found: list[Item] = []
+        for namespace in namespaces:
+            for page in self.pages.pages(plural, model, namespace, field_selector):
+                found.extend(page.items)
+                self.meter.update(plural, len(found), page.metadata.remaining_item_count)
+        return found
+
+
+def read_evidence(
+    connection: Connection, scope: Scope, with_incidents: bool, meter: Meter
+) -> Evidence:
+    reader = Reader(connection, meter)
+    namespaces: Sequence[str | None] = sorted(scope.namespaces) if scope.namespaces else [None]
+    by_service = selector(service=scope.services)
+    changes = reader.read("changerequests", Change, namespaces, by_service)
+    try:
+        records = reader.read(
+            "deploymentrecords",
+            Record,
+            [None],
+            selector(service=scope.services, namespace=scope.namespaces),
+        )
+    except Forbidden:
+        if scope.namespaces is None:
+            raise CommandError(
+                "you may not list DeploymentRecords (the chart's auditor role may);"
+                " a product team names its namespaces with -n"
+            ) from None
+        environments = reader.read("serviceoncalls", ServiceEnvironments, namespaces)
+        records = records_from_changes(changes, Environments.of(environments))
+    incidents = reader.read("incidents", Incident, namespaces, by_service) if with_incidents else []
+    meter.finish()
+    return Evidence(tuple(records), tuple(changes), tuple(incidents))
+
+
+def report_compliance(args: argparse.Namespace, connection: Connection) -> None:
+    period, scope = period_of(args, now()), scope_of(args)
+    evidence = read_evidence(connection, scope, with_incidents=False, meter=Meter())
+    print(render(compliance_report(evidence, period, scope), args.output))
+
+
+def report_dora(args: argparse.Namespace, connection: Connection) -> None:
+    period, scope = period_of(args, now()), scope_of(args)
+    evidence = read_evidence(connection, scope, with_incidents=True, meter=Meter())
+    horizon = timedelta(seconds=args.horizon)
+    print(render(dora_report(evidence, period, scope, horizon), args.output))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# `changegate report ACTION`: other modules add their actions here (export, verify).
+REPORT_ACTIONS: dict[str, Callable[[argparse.Namespace, Connection], None]] = {
+    "compliance": report_compliance,
+    "dora": report_dora,
+}
+
+
+def run_report(args: argparse.Namespace, connection: Connection) -> None:
+    """Run the `changegate report` action the arguments name."""
+    REPORT_ACTIONS[args.action](args, connection)
