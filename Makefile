@@ -87,6 +87,10 @@ bench-admission-100k: $(VENV)/.installed cluster-binaries ## The same with 100,0
 	@hack/ensure-tool.sh wrk
 	$(PY) -m bench.admission --changes 100000 --finished 90000
 
+.PHONY: bench-report
+bench-report: $(VENV)/.installed cluster-binaries ## Both reports over a year of 100,000 DeploymentRecords and 100,000 ChangeRequests (slow to load; prints, not a test)
+	$(PY) -m bench.report
+
 .PHONY: bench-lifecycle
 bench-lifecycle: $(VENV)/.installed cluster-binaries ## Close latency of 100 changes rolled out at once, and the controller's memory (prints, not a test)
 	$(PY) -m bench.lifecycle
