@@ -22,6 +22,12 @@ ADMISSION_LATENCY = Histogram(
     ["kind"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+AUDIT_ONLY_ADMISSIONS = Counter(
+    "changegate_audit_only_admissions_total",
+    "Rollouts admitted in audit-only mode that enforcement would have refused, by namespace,"
+    " workload kind and the reason of the refusal they escaped (NoApprovedChange, Freeze, ...).",
+    ["namespace", "kind", "reason"],
+)
 
 
 async def serve_probes_and_metrics(

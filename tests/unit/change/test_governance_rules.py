@@ -140,6 +140,7 @@ def test_the_chains_run_in_this_order() -> None:
         "namespace_listed_once",
         "production_of_one_service",
         "claims_need_rights",
+        "enforcement_by_governance",
         "governance_untouched",
         "by_governance",
         "adds_governance_only",

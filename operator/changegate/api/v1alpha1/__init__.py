@@ -76,6 +76,7 @@ from changegate.api.v1alpha1.incident import (
 from changegate.api.v1alpha1.serviceoncall import (
     ChangePolicy,
     Coverage,
+    Enforcement,
     Environment,
     Escalation,
     EscalationStep,
@@ -133,6 +134,7 @@ __all__ = [
     "DeploymentRecord",
     "DeploymentRecordSpec",
     "DeploymentRecordStatus",
+    "Enforcement",
     "Environment",
     "Escalation",
     "EscalationStep",

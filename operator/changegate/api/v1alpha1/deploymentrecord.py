@@ -48,6 +48,9 @@ class AdmissionBasis(StrEnum):
     """A `kubectl rollout restart`, allowed by policy."""
     BREAK_GLASS = "BreakGlass"
     """A break-glass emergency by a member of the emergency group."""
+    AUDIT_ONLY = "AuditOnly"
+    """Nothing covered it: enforcement would have refused it, but the namespace or the
+    service is in audit-only mode (auditReason says why it would have been refused)."""
 
 
 class FinalResult(StrEnum):
@@ -82,6 +85,11 @@ class DeploymentRecordSpec(ApiModel):
                 "a rollout admitted by a Change must name its changeRequest",
                 fieldPath=".changeRequest",
             ),
+            cel(
+                "self.admission != 'AuditOnly' || has(self.auditReason)",
+                "a rollout admitted in audit-only mode must say why enforcement would refuse it",
+                fieldPath=".auditReason",
+            ),
         )
     )
 
@@ -104,7 +112,17 @@ class DeploymentRecordSpec(ApiModel):
         description="The images as one line, for kubectl get; images is authoritative.",
     )
     admission: AdmissionBasis = Field(
-        description="Why the rollout was let through: Change, Rollback, Restart or BreakGlass."
+        description=(
+            "Why the rollout was let through: Change, Rollback, Restart, BreakGlass, or AuditOnly"
+            " (audit-only mode admitted what enforcement would have refused; see auditReason)."
+        )
+    )
+    audit_reason: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None,
+        description=(
+            "For admission AuditOnly: why enforcement would have refused the rollout, as the"
+            " refusal said it (its reason, then the message and near misses)."
+        ),
     )
     change_request: ObjectRef | None = Field(
         default=None, description="The ChangeRequest behind the rollout: name, namespace, uid."

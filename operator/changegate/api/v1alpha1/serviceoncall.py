@@ -197,6 +197,13 @@ class ExecPolicy(StrEnum):
     REFUSE = "Refuse"
 
 
+class Enforcement(StrEnum):
+    """Whether admission refuses rollouts no approved change covers, or only reports them."""
+
+    ENFORCE = "Enforce"
+    AUDIT = "Audit"
+
+
 class Freeze(ApiModel):
     """A period in which changes are blocked (a blackout window)."""
 
@@ -275,6 +282,17 @@ class ChangePolicy(ApiModel):
             " Record (the default): allowed, with an Event on the pod and a metric."
             " Refuse: refused for everyone; `kubectl debug` by the emergency groups"
             " remains the recorded way in."
+        ),
+    )
+    enforcement: Enforcement = Field(
+        default=Enforcement.ENFORCE,
+        description=(
+            "Enforce (the default): a rollout of the production namespaces that no approved"
+            " change covers is refused. Audit (for adoption): it is admitted with an admission"
+            " warning that says why Enforce would refuse it, a Warning Event on the workload, the"
+            " changegate_audit_only_admissions_total metric and a DeploymentRecord with admission"
+            " AuditOnly. Audit relaxes only the rollout gate: every other refusal (policy edits,"
+            " approvals, debug, exec) stays. Only change managers and platform admins set it."
         ),
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -35,8 +35,19 @@ CHANGE_ANNOTATION = "changegate.io/change-request"
 DEPLOYER_ANNOTATION = "changegate.io/deployer"
 ADMISSION_ANNOTATION = "changegate.io/admission"
 ADMITTED_AT_ANNOTATION = "changegate.io/admitted-at"
+# On a rollout admitted in audit-only mode: why enforcement would have refused it.
+AUDIT_ANNOTATION = "changegate.io/audit-refusal"
 # Annotations only the webhook writes; a user's edit of them is undone.
-STAMPED = (CHANGE_ANNOTATION, DEPLOYER_ANNOTATION, ADMISSION_ANNOTATION, ADMITTED_AT_ANNOTATION)
+STAMPED = (
+    CHANGE_ANNOTATION,
+    DEPLOYER_ANNOTATION,
+    ADMISSION_ANNOTATION,
+    ADMITTED_AT_ANNOTATION,
+    AUDIT_ANNOTATION,
+)
+# What kubectl prints before the refusal a rollout admitted in audit-only mode would have had.
+AUDIT_PREFIX = "changegate (audit mode): this rollout would be refused: "
+AUDIT_REASON_LIMIT = 1024  # DeploymentRecord spec.auditReason's maxLength
 
 
 class Reason(StrEnum):
@@ -60,6 +71,9 @@ class Reason(StrEnum):
     EXEC_REFUSED = "ExecRefused"
     GOVERNED_LABEL_KEPT = "GovernedLabelKept"
     GOVERNED_LABEL_REMOVED = "GovernedLabelRemoved"
+    AUDIT_ONLY = "AuditOnly"
+    ENFORCEMENT_CHANGED = "EnforcementChanged"
+    ENFORCEMENT_KEPT = "EnforcementKept"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +87,8 @@ class WorkloadRequest:
     namespace_labelled: bool = False
     # The operator's own namespace, never governed (nor is kube-system).
     operator_namespace: str = ""
+    # The namespace is governed in audit-only mode (core/change/namespaces.py).
+    namespace_audit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +104,8 @@ class Decision:
     service: ServicePolicy | None = None
     # Annotations to set on the workload (the mutating webhook applies them).
     annotations: dict[str, str] = field(default_factory=dict)
+    # In audit-only mode: the refusal enforcement would have made, which this admits.
+    refusal: Decision | None = None
 
     @property
     def recorded(self) -> bool:
@@ -100,15 +118,41 @@ class Decision:
             Reason.DEBUG,
             Reason.EXEC,
             Reason.GOVERNED_LABEL_REMOVED,
+            Reason.ENFORCEMENT_CHANGED,
+            Reason.AUDIT_ONLY,
         )
 
     def explain(self) -> str:
         """The refusal as one line, then the near misses, then the fix."""
+        return "\n".join(self.lines())
+
+    def lines(self) -> list[str]:
         lines = [self.message]
         lines += [f"  - {miss}" for miss in self.near_misses]
         if self.fix:
             lines.append(f"  To proceed: {self.fix}")
-        return "\n".join(lines)
+        return lines
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What kubectl prints for a rollout admitted in audit-only mode: the refusal it escaped.
+
+        One warning per line of the refusal: the API server drops a warning that holds
+        a control character, a newline included.
+        """
+        if self.refusal is None:
+            return ()
+        first, *rest = self.refusal.lines()
+        return (AUDIT_PREFIX + first, *rest)
+
+    @property
+    def audit_reason(self) -> str:
+        """Why enforcement would refuse it, for the workload's stamp and its DeploymentRecord."""
+        if self.refusal is None:
+            return ""
+        refusal = self.refusal
+        text = "; ".join([f"{refusal.reason.value}: {refusal.message}", *refusal.near_misses])
+        return text[:AUDIT_REASON_LIMIT]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +171,13 @@ class Rollout:
     def label(self) -> str:
         workload = self.request.new
         return f"{workload.kind}/{workload.name} in {workload.namespace}"
+
+    @property
+    def audit_mode(self) -> bool:
+        """Audit-only: the namespace says so, or the service's changePolicy.enforcement does."""
+        return self.request.namespace_audit or (
+            self.service is not None and self.service.audit_only
+        )
 
     def ours(self) -> list[ChangeFacts]:
         """The service's changes in the workload's namespace, by name.
@@ -365,7 +416,30 @@ def decide_rollout(
 ) -> Decision:
     """Allow or deny a workload request in a namespace, and say why."""
     rollout = Rollout(request, service, tuple(changes), now, tuple(incident_freezes))
-    return next(decision for rule in RULES if (decision := rule(rollout)) is not None)
+    decision = next(decision for rule in RULES if (decision := rule(rollout)) is not None)
+    return audited(rollout, decision)
+
+
+def audited(rollout: Rollout, refusal: Decision) -> Decision:
+    """In audit-only mode a refused rollout is admitted, carrying the refusal it escaped.
+
+    Every refusal RULES make is a rollout's: the gate is all audit mode relaxes (the
+    reviews of changegate's own kinds, debug and exec are decided elsewhere).
+    """
+    if refusal.allowed or not rollout.audit_mode:
+        return refusal
+    admitted = Decision(
+        True,
+        Reason.AUDIT_ONLY,
+        f"{rollout.label} admitted in audit-only mode; enforcement would refuse it"
+        f" ({refusal.reason.value})",
+        service=refusal.service,
+        refusal=refusal,
+    )
+    stamp = _stamp(rollout.request, Reason.AUDIT_ONLY, rollout.now, None)
+    # No change admitted it: the change an earlier rollout was stamped with goes.
+    stamp |= {CHANGE_ANNOTATION: "", AUDIT_ANNOTATION: admitted.audit_reason}
+    return replace(admitted, annotations=stamp)
 
 
 # -- what the rules share -----------------------------------------------------
@@ -525,6 +599,8 @@ def _stamp(
         ADMISSION_ANNOTATION: how.value,
         ADMITTED_AT_ANNOTATION: timestamp(now),
     }
+    if request.old and AUDIT_ANNOTATION in request.old.annotations:
+        stamp[AUDIT_ANNOTATION] = ""  # an earlier audit-only rollout's reason is not this one's
     if change:
         stamp[CHANGE_ANNOTATION] = change
     return stamp

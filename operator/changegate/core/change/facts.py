@@ -18,7 +18,12 @@ from changegate.api.v1alpha1.changerequest import (
     RolloutResult,
 )
 from changegate.api.v1alpha1.common import ChangeType
-from changegate.api.v1alpha1.serviceoncall import ExecPolicy, PassThrough, ServiceOnCall
+from changegate.api.v1alpha1.serviceoncall import (
+    Enforcement,
+    ExecPolicy,
+    PassThrough,
+    ServiceOnCall,
+)
 from changegate.core.common import User
 
 
@@ -55,6 +60,8 @@ class ServicePolicy:
     refuse_exec: bool = False
     # spec.team.members users: who may act on the service's Incidents (core/incident/review.py).
     team_members: frozenset[str] = frozenset()
+    # spec.changePolicy.enforcement: Audit (what would be refused is admitted and reported).
+    audit_only: bool = False
 
     @classmethod
     def from_model(
@@ -84,6 +91,7 @@ class ServicePolicy:
             rollback_horizon_seconds=policy.rollback_horizon_seconds,
             refuse_exec=policy.exec is ExecPolicy.REFUSE,
             team_members=frozenset(m.user for m in spec.team.members),
+            audit_only=policy.enforcement is Enforcement.AUDIT,
         )
 
     def may_approve(self, user: User) -> bool:

@@ -770,6 +770,22 @@ def claims_need_rights(edit: ServiceEdit) -> Verdict | None:
     )
 
 
+def enforcement_by_governance(edit: ServiceEdit) -> Verdict | None:
+    """Audit-only mode admits what the gate refuses: only governance sets or changes it."""
+    if edit.new is None or edit.authorities.may_govern(edit.user):
+        return None
+    old = edit.old.spec.change_policy if edit.old else DEFAULT_POLICY
+    before, after = old.enforcement, edit.new.spec.change_policy.enforcement
+    if before is after:
+        return None
+    return refuse(
+        "EnforcementByGovernance",
+        f"only {_governors(edit.authorities)} may set spec.changePolicy.enforcement"
+        f" ({before.value} to {after.value}): in Audit, rollouts no approved change covers are"
+        f" admitted and only reported; {edit.user.username} may not",
+    )
+
+
 def governance_untouched(edit: ServiceEdit) -> Verdict | None:
     """An update that leaves policy and environments alone (or only adds or lengthens freezes)."""
     if edit.old is None or edit.new is None:
@@ -812,6 +828,7 @@ SERVICE_RULES: tuple[Callable[[ServiceEdit], Verdict | None], ...] = (
     namespace_listed_once,
     production_of_one_service,
     claims_need_rights,
+    enforcement_by_governance,
     governance_untouched,
     by_governance,
     adds_governance_only,

@@ -37,6 +37,7 @@ from changegate.api.v1alpha1.deploymentrecord import (
 from changegate.core.change.admission import (
     ADMISSION_ANNOTATION,
     ADMITTED_AT_ANNOTATION,
+    AUDIT_ANNOTATION,
     BREAK_GLASS,
     CHANGE_ANNOTATION,
     DEPLOYER_ANNOTATION,
@@ -61,6 +62,7 @@ _BASIS = {
     Reason.ROLLBACK.value: AdmissionBasis.ROLLBACK,
     Reason.RESTART.value: AdmissionBasis.RESTART,
     Reason.BREAK_GLASS.value: AdmissionBasis.BREAK_GLASS,
+    Reason.AUDIT_ONLY.value: AdmissionBasis.AUDIT_ONLY,
 }
 
 
@@ -84,6 +86,8 @@ class Observation:
     finished: dt.datetime | None
     # The ControllerRevision rolled out (StatefulSets, DaemonSets): whose pods run it.
     controller_revision: ControllerRevisionFact | None = None
+    # Admitted in audit-only mode: why enforcement would have refused it.
+    audit_reason: str | None = None
 
     @property
     def key(self) -> str:
@@ -150,7 +154,15 @@ def observe(
         result=result,
         finished=finished,
         controller_revision=revision.controller_revision,
+        audit_reason=_audit_reason(basis, annotations),
     )
+
+
+def _audit_reason(basis: AdmissionBasis, annotations: Mapping[str, str]) -> str | None:
+    """The webhook's stamp of why enforcement would refuse it, on an audit-only rollout."""
+    if basis is not AdmissionBasis.AUDIT_ONLY:
+        return None
+    return annotations.get(AUDIT_ANNOTATION) or "not stamped"
 
 
 def outcome(
@@ -281,6 +293,7 @@ def evidence(
             finish_time=seen.finished,
             result=seen.result,
             lead_time_seconds=_lead_time(seen, change),
+            audit_reason=seen.audit_reason,
         ),
     )
 

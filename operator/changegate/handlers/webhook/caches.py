@@ -22,6 +22,7 @@ from changegate.api.v1alpha1.incident import Incident, IncidentPhase
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
 from changegate.core.change.compaction import compact
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
+from changegate.core.change.namespaces import audit_only
 from changegate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,14 +68,18 @@ def index_services(settings: Settings) -> Callable[[dict[str, Any]], dict[Hashab
 
 
 def index_namespaces(settings: Settings) -> Callable[[dict[str, Any]], dict[Hashable, str]]:
-    """("governed", name) for labelled namespaces, ("terminating", name) for those going away."""
+    """("governed", name) for labelled namespaces, ("audit", name) for those of them in
+    audit-only mode, ("terminating", name) for those going away."""
 
     def index(body: dict[str, Any]) -> dict[Hashable, str]:
         metadata = body.get("metadata") or {}
         name = metadata.get("name", "")
         keys: dict[Hashable, str] = {}
-        if (metadata.get("labels") or {}).get(settings.governed_label) == "true":
+        labels = metadata.get("labels") or {}
+        if labels.get(settings.governed_label) == "true":
             keys[("governed", name)] = name
+        if audit_only(labels, metadata.get("annotations") or {}, settings.governed_label):
+            keys[("audit", name)] = name
         if (
             metadata.get("deletionTimestamp")
             or (body.get("status") or {}).get("phase") == "Terminating"

@@ -131,13 +131,16 @@ class PodAccessAdmission:
         return self._answer(decision, involved, access.user.username, dry_run, access.how)
 
     async def namespace(self, review: Review) -> Answer:
-        """Refuse taking the governed label off a production namespace, but to platform admins."""
+        """Refuse taking the governed label off a production namespace, or setting its
+        audit-only mode, but to platform admins."""
         change = LabelChange(
             review.name,
             self.state.settings.governed_label,
             _labels(review.old_object),
             _labels(review.object),
             review.user,
+            _metadata(review.old_object, "annotations"),
+            _metadata(review.object, "annotations"),
         )
         decision = decide_namespace_update(
             change, self._service(review.name), self.state.authorities.platform_admin_groups
@@ -185,4 +188,8 @@ class PodAccessAdmission:
 
 
 def _labels(body: Mapping[str, Any] | None) -> dict[str, str]:
-    return dict(((body or {}).get("metadata") or {}).get("labels") or {})
+    return _metadata(body, "labels")
+
+
+def _metadata(body: Mapping[str, Any] | None, key: str) -> dict[str, str]:
+    return dict(((body or {}).get("metadata") or {}).get(key) or {})

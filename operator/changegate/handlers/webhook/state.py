@@ -98,3 +98,7 @@ class WebhookState:
 
     def governed(self, namespace: str) -> bool:
         return ("governed", namespace) in self.namespaces
+
+    def audit_only(self, namespace: str) -> bool:
+        """Governed in audit-only mode by its namespace's changegate.io/enforcement: Audit."""
+        return ("audit", namespace) in self.namespaces

@@ -24,7 +24,7 @@ from changegate.core.change.workloads import Workload
 from changegate.handlers.webhook.caches import parse_or_skip
 from changegate.handlers.webhook.server import ALLOW, Answer, Review, Route
 from changegate.handlers.webhook.state import Clock, WebhookState, utc_now
-from changegate.metrics import ADMISSION_DECISIONS, ADMISSION_LATENCY
+from changegate.metrics import ADMISSION_DECISIONS, ADMISSION_LATENCY, AUDIT_ONLY_ADMISSIONS
 
 log = logging.getLogger(__name__)
 
@@ -201,11 +201,17 @@ class WorkloadAdmission:
         ADMISSION_DECISIONS.labels(
             "allow" if decision.allowed else "deny", decision.reason.value
         ).inc()
+        if decision.refusal is not None and not review.dry_run:
+            workload = request.new
+            AUDIT_ONLY_ADMISSIONS.labels(
+                workload.namespace, workload.kind, decision.refusal.reason.value
+            ).inc()
         if decision.recorded and not review.dry_run:
             self._record(review.object, request, decision)
         if not decision.allowed:
             return Answer(False, 403, decision.explain())
-        return ALLOW
+        # In audit-only mode, kubectl prints the refusal the rollout escaped.
+        return Answer(True, warnings=decision.warnings) if decision.warnings else ALLOW
 
     # -- gathering ----------------------------------------------------------------
 
@@ -219,6 +225,7 @@ class WorkloadAdmission:
             user=review.user,
             namespace_labelled=self.state.governed(new.namespace),
             operator_namespace=self.state.settings.namespace,
+            namespace_audit=self.state.audit_only(new.namespace),
         )
 
     def _freezes(self, service: ServicePolicy | None) -> tuple[tuple[str, str], ...]:
@@ -270,14 +277,18 @@ class WorkloadAdmission:
             "uid": metadata.get("uid"),
         }
         reason = "RolloutRefused" if not decision.allowed else f"Rollout{decision.reason.value}"
-        message = decision.explain() if not decision.allowed else decision.message
+        if decision.warnings:
+            message = "\n".join(decision.warnings)
+        else:
+            message = decision.explain() if not decision.allowed else decision.message
+        warn = not decision.allowed or decision.refusal is not None
         task = asyncio.create_task(
             asyncio.to_thread(
                 self.state.kube.post_event,
                 involved,
                 reason=reason,
                 message=f"{message} (user {user})",
-                type_="Warning" if not decision.allowed else "Normal",
+                type_="Warning" if warn else "Normal",
             )
         )
         self.state.background.add(task)
