@@ -107,12 +107,6 @@ PAGES = Counter(
     "Pages sent for incidents, by channel (Kubernetes, Webhook, Slack) and result (Sent, Failed, Skipped).",
     ["channel", "result"],
 )
-SYNC_CALLS = Counter(
-    "changegate_sync_calls_total",
-    "Calls to external systems from the outbox, by system (PagerDuty, ServiceNow) and result"
-    " (Delivered, Retry, Refused).",
-    ["system", "result"],
-)
 ALERT_TO_FIRST_PAGE = Histogram(
     "changegate_alert_to_first_page_seconds",
     "From an incident's alert starting (or the incident opening) to its first page, in seconds.",
@@ -123,5 +117,43 @@ SERVICE_ON_CALL = Gauge(
     "changegate_service_on_call",
     "Whether anyone is on call for the service now: 1, or 0 when nobody is (its OnCall condition"
     " is False; an alert would page nobody).",
+    ["service"],
+)
+# DORA figures of each service over the last 30 days, as its ServiceOnCall's status.dora
+# shows them (handlers/controller/dora.py); a figure without deployments is absent.
+DORA_DEPLOYMENTS = Gauge(
+    "changegate_dora_deployments",
+    "Production deployments of the service in the last 30 days, succeeded or failed.",
+    ["service"],
+)
+DORA_DEPLOYMENTS_PER_WEEK = Gauge(
+    "changegate_dora_deployments_per_week",
+    "Successful production deployments of the service per week, over the last 30 days.",
+    ["service"],
+)
+DORA_FAILED_DEPLOYMENTS = Gauge(
+    "changegate_dora_failed_deployments",
+    "Production deployments of the last 30 days that needed intervention.",
+    ["service"],
+)
+DORA_CHANGE_FAIL_RATE = Gauge(
+    "changegate_dora_change_fail_rate",
+    "Change fail rate over the last 30 days: failed deployments / deployments (0 to 1).",
+    ["service"],
+)
+DORA_LEAD_TIME = Gauge(
+    "changegate_dora_lead_time_seconds",
+    "Change lead time over the last 30 days (commit to production), by quantile (0.5, 0.9).",
+    ["service", "quantile"],
+)
+DORA_RECOVERY_TIME = Gauge(
+    "changegate_dora_recovery_time_seconds",
+    "Failed deployment recovery time over the last 30 days, by quantile (0.5, 0.9).",
+    ["service", "quantile"],
+)
+DORA_REWORK_RATE = Gauge(
+    "changegate_dora_rework_rate",
+    "Deployment rework rate over the last 30 days: unplanned deployments after an incident"
+    " / deployments (0 to 1).",
     ["service"],
 )

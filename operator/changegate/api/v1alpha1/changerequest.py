@@ -33,7 +33,6 @@ from changegate.api.v1alpha1.common import (
     PrinterColumn,
     Seconds,
     StatusModel,
-    SyncState,
     Text,
     TimeWindow,
     Title,
@@ -44,7 +43,6 @@ from changegate.api.v1alpha1.common import (
     cel,
     conditions_field,
     list_map,
-    sync_field,
     validations,
 )
 
@@ -357,7 +355,6 @@ class ChangeRequestStatus(StatusModel):
             " Ticket mirroring the change in an external system."
         ),
     )
-    sync: list[SyncState] = sync_field()
     audit_trail: list[AuditEntry] = Field(
         default_factory=list,
         max_length=64,

@@ -498,10 +498,8 @@ class PagerDutyIntegration(ApiModel):
     send_change_events: bool = Field(
         default=True,
         description=(
-            "Whether every finished production rollout (each DeploymentRecord of a production"
-            " environment) is sent to PagerDuty as a change event (/v2/change/enqueue), so"
-            " PagerDuty shows recent changes beside its incidents. Delivery is recorded in the"
-            " DeploymentRecord's status.sync."
+            "Not acted on yet: nothing is sent. Whether finished production rollouts are sent"
+            " as change events."
         ),
     )
 
@@ -546,12 +544,7 @@ class Integrations(ApiModel):
     """External systems for this service; credentials only by Secret reference."""
 
     pager_duty: PagerDutyIntegration | None = Field(
-        default=None,
-        description=(
-            "PagerDuty Events API v2: each Incident of the service is triggered, acknowledged"
-            " and resolved there under one dedup_key (the Incident's UID), recorded in the"
-            " Incident's status.sync."
-        ),
+        default=None, description="Not acted on yet: nothing is sent to PagerDuty."
     )
     service_now: ServiceNowIntegration | None = Field(
         default=None, description="Not acted on yet: nothing is mirrored to ServiceNow."
@@ -650,23 +643,79 @@ class EnvironmentStatus(StatusModel):
     )
 
 
+class DeploymentFrequency(StrEnum):
+    """DORA's deployment frequency bucket: how often production is deployed, on average."""
+
+    DAILY = "Daily"
+    WEEKLY = "Weekly"
+    MONTHLY = "Monthly"
+    YEARLY = "Yearly"
+    NONE = "None"
+
+
+Rate = Annotated[float, Field(ge=0)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
 class DoraMetrics(StatusModel):
-    """DORA's four keys for production, over a trailing period."""
+    """DORA's figures for production over a trailing period (the README's Reports section
+    defines each), as `changegate report dora --service` computes them."""
 
     period_seconds: Seconds = Field(description="Length of the period the figures cover.")
-    computed_time: datetime = Field(description="When the figures were computed.")
-    deployments: Count = Field(default=0, description="Production rollouts in the period.")
-    failed_deployments: Count = Field(
-        default=0, description="Production rollouts that failed or were rolled back."
+    horizon_seconds: Seconds | None = Field(
+        default=None,
+        description="How long after a deployment a rollback or emergency fix marks it failed.",
     )
-    change_fail_percent: int = Field(
-        default=0, ge=0, le=100, description="failedDeployments as a percentage of deployments."
+    computed_time: datetime = Field(description="When the figures were computed.")
+    deployments: Count = Field(
+        default=0, description="Production rollouts that finished in the period, succeeded or not."
+    )
+    successful_deployments: Count = Field(
+        default=0, description="Production rollouts in the period that succeeded."
+    )
+    deployments_per_week: Rate = Field(
+        default=0, description="Successful production rollouts per week, on average."
+    )
+    deployment_frequency: DeploymentFrequency = Field(
+        default=DeploymentFrequency.NONE,
+        description="DORA's bucket: Daily, Weekly, Monthly, Yearly, or None without deployments.",
+    )
+    failed_deployments: Count = Field(
+        default=0,
+        description=(
+            "Deployments that needed intervention: a failed rollout, a rollback or emergency fix"
+            " within the horizon, or an Incident confirmed as caused by it (causedBy)."
+        ),
+    )
+    change_fail_percent: Percent | None = Field(
+        default=None,
+        description="failedDeployments as a percentage of deployments; empty without any.",
     )
     median_lead_time_seconds: Seconds | None = Field(
-        default=None, description="Median time from commit to running in production."
+        default=None, description="Median time from commit to the rollout finishing."
+    )
+    p90_lead_time_seconds: Seconds | None = Field(
+        default=None, description="90th percentile of the lead time."
     )
     median_recovery_time_seconds: Seconds | None = Field(
-        default=None, description="Median time to recover from a failed deployment."
+        default=None,
+        description=(
+            "Median time from a failed deployment to the next successful one, or to the"
+            " resolution of the incident it caused."
+        ),
+    )
+    p90_recovery_time_seconds: Seconds | None = Field(
+        default=None, description="90th percentile of the recovery time."
+    )
+    unrecovered_deployments: Count = Field(
+        default=0, description="Failed deployments not recovered from yet."
+    )
+    rework_deployments: Count = Field(
+        default=0, description="Unplanned deployments made because of an incident."
+    )
+    rework_percent: Percent | None = Field(
+        default=None,
+        description="reworkDeployments as a percentage of deployments; empty without any.",
     )
 
 
@@ -687,7 +736,11 @@ class ServiceOnCallStatus(StatusModel):
         json_schema_extra=list_map("name"),
     )
     dora: DoraMetrics | None = Field(
-        default=None, description="Not filled yet: always empty. DORA figures for production."
+        default=None,
+        description=(
+            "DORA figures for production over the last 30 days, from the service's"
+            " DeploymentRecords and Incidents; recomputed hourly and soon after a new record."
+        ),
     )
     last_incident: LocalObjectRef | None = Field(
         default=None,

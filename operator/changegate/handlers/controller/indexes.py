@@ -32,6 +32,7 @@ from changegate.core.change.retention import finish_time
 from changegate.core.change.revisions import ControllerRevisionFact, controller_revision_of
 from changegate.core.change.workloads import workload_images
 from changegate.core.incident.suspects import DeploymentFact, fact_of
+from changegate.core.report.evidence import Record as ReportRecord
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.state import parse
 
@@ -119,6 +120,13 @@ def deployments_by_service(body: kopf.Body, **_: Any) -> dict[str, DeploymentFac
     """Each DeploymentRecord's service and finish time: an incident's suspect changes."""
     record = parse(DeploymentRecord, body)
     return {record.spec.service: fact_of(record)} if record else {}
+
+
+@kopf.index(GROUP, VERSION, "deploymentrecords", registry=registry)
+def production_records_by_service(body: kopf.Body, **_: Any) -> dict[str, ReportRecord]:
+    """Each production DeploymentRecord, slim, under its service: what DORA figures read."""
+    record = parse(ReportRecord, body)
+    return {record.spec.service: record} if record and record.spec.production else {}
 
 
 @kopf.index(GROUP, VERSION, "changerequests", registry=registry)
@@ -223,6 +231,7 @@ class Indexes:
     deployments: Store
     raised: Store = field(default_factory=dict)
     revisions: Store = field(default_factory=dict)
+    production_records_by_service: Store = field(default_factory=dict)
 
     @classmethod
     def of(cls, kwargs: Mapping[str, Any]) -> Indexes:
@@ -242,6 +251,7 @@ class Indexes:
             deployments=kwargs.get("deployments_by_service", {}),
             raised=kwargs.get("raised_changes", {}),
             revisions=kwargs.get("controller_revisions", {}),
+            production_records_by_service=kwargs.get("production_records_by_service", {}),
         )
 
     def environment(self, namespace: str) -> Environment | None:
@@ -332,3 +342,7 @@ class Indexes:
 
     def deployment_facts(self, service: str) -> list[DeploymentFact]:
         return list(self.deployments.get(service) or ())
+
+    def production_records(self, service: str) -> list[ReportRecord]:
+        """The service's production DeploymentRecords, as the reports read them."""
+        return list(self.production_records_by_service.get(service) or ())

@@ -9,7 +9,8 @@ an item that appears meanwhile and falls due sooner (a new Incident's first
 escalation step) cuts the sleep short through `Wakeup`. An item whose write the API server
 refuses (KubeError) is logged and stays due, so the next pass tries it again.
 Kopf timers are not used: they would put finalizers on objects. On-call
-handoffs are in JOBS; incident escalation timers (handlers/controller/incidents)
+handoffs and each service's DORA figures (handlers/controller/dora) are in
+JOBS; incident escalation timers (handlers/controller/incidents)
 join them at start-up, since they hand their work to the incidents' pager.
 """
 
@@ -27,6 +28,7 @@ from changegate.adapters.kube import KubeError
 from changegate.core.change.retention import record_due
 from changegate.core.schedule import Due, due_now, seconds_to_next
 from changegate.handlers.controller.changerequests import expire_change
+from changegate.handlers.controller.dora import dora_due, newest_evidence, refresh_dora
 from changegate.handlers.controller.indexes import Indexes
 from changegate.handlers.controller.serviceoncalls import on_call_due, refresh_on_call
 from changegate.handlers.controller.state import ControllerState, audit
@@ -79,10 +81,22 @@ def handoff(state: ControllerState, indexes: Indexes, key: Hashable, now: dt.dat
     refresh_on_call(state, indexes, namespace, name, now)
 
 
+def dora_dues(_: ControllerState, indexes: Indexes) -> Iterable[Due]:
+    for soc in indexes.all_service_on_calls():
+        newest = newest_evidence(soc.spec.service.name, indexes)
+        yield Due((soc.metadata.namespace, soc.metadata.name), dora_due(soc, newest))
+
+
+def dora(state: ControllerState, indexes: Indexes, key: Hashable, now: dt.datetime) -> None:
+    namespace, name = cast(tuple[str, str], key)
+    refresh_dora(state, indexes, namespace, name, now)
+
+
 JOBS = (
     Job("expiry", expiry_dues, expire),
     Job("retention", retention_dues, delete_record),
     Job("handoff", handoff_dues, handoff),
+    Job("dora", dora_dues, dora),
 )
 
 

@@ -29,6 +29,7 @@ from changegate.core.oncall.schedule import (
     who_is_on_call,
 )
 from changegate.core.oncall.wallclock import ScheduleError
+from changegate.handlers.controller.dora import forget as forget_dora
 from changegate.handlers.controller.indexes import Environment, Indexes
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.state import ControllerState, parse, state_of
@@ -95,11 +96,12 @@ def count_on_call(soc: ServiceOnCall, answer: OnCallAnswer | str) -> None:
 
 
 def forget_on_call(body: kopf.Body) -> None:
-    """A deleted service leaves the gauge, so no alert speaks of it."""
+    """A deleted service leaves the gauges, so no alert or panel speaks of it."""
     name = body.get("spec", {}).get("service", {}).get("name")
     if name:
         with contextlib.suppress(KeyError):
             SERVICE_ON_CALL.remove(name)
+        forget_dora(name)
 
 
 def on_call_patch(soc: ServiceOnCall, now: dt.datetime) -> dict[str, Any] | None:
