@@ -107,6 +107,12 @@ PAGES = Counter(
     "Pages sent for incidents, by channel (Kubernetes, Webhook, Slack) and result (Sent, Failed, Skipped).",
     ["channel", "result"],
 )
+SYNC_CALLS = Counter(
+    "changegate_sync_calls_total",
+    "Calls to external systems from the outbox, by system (PagerDuty, ServiceNow) and result"
+    " (Delivered, Retry, Refused).",
+    ["system", "result"],
+)
 ALERT_TO_FIRST_PAGE = Histogram(
     "changegate_alert_to_first_page_seconds",
     "From an incident's alert starting (or the incident opening) to its first page, in seconds.",

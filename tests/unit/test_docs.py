@@ -108,9 +108,9 @@ def test_a_tree_nests_entries_under_the_directory_above() -> None:
 
 
 def test_a_path_that_does_not_exist_is_found() -> None:
-    text = "```\noperator/changegate/\n  adapters/servicenow.py  tickets\n```\n"
+    text = "```\noperator/changegate/\n  adapters/jira.py  tickets\n```\n"
     named = paths_named(text, top_level_dirs())
-    assert [p for p in named if not exists(p)] == ["operator/changegate/adapters/servicenow.py"]
+    assert [p for p in named if not exists(p)] == ["operator/changegate/adapters/jira.py"]
 
 
 def test_paths_in_commands_diagrams_and_inline_code_are_checked() -> None:

@@ -33,6 +33,7 @@ from changegate.api.v1alpha1.common import (
     PrinterColumn,
     Seconds,
     StatusModel,
+    SyncState,
     Text,
     TimeWindow,
     Title,
@@ -43,6 +44,7 @@ from changegate.api.v1alpha1.common import (
     cel,
     conditions_field,
     list_map,
+    sync_field,
     validations,
 )
 
@@ -355,6 +357,7 @@ class ChangeRequestStatus(StatusModel):
             " Ticket mirroring the change in an external system."
         ),
     )
+    sync: list[SyncState] = sync_field()
     audit_trail: list[AuditEntry] = Field(
         default_factory=list,
         max_length=64,

@@ -313,6 +313,66 @@ class ExternalTicket(StatusModel):
     )
 
 
+# A step of an outbox: what one external system still owes, e.g. trigger, note/3, review/close.
+STEP_PATTERN = r"^[a-z][-a-z0-9]*(/[^/\s]+)*$"
+StepId = Annotated[str, Field(min_length=1, max_length=128, pattern=STEP_PATTERN)]
+
+
+class SyncState(StatusModel):
+    """The outbox of one external system for this object: which steps reached it, what failed."""
+
+    system: TicketSystem = Field(description="System the steps go to: PagerDuty or ServiceNow.")
+    key: Annotated[str, Field(min_length=1, max_length=255)] = Field(
+        description=(
+            "Idempotency key the system knows the object by (PagerDuty dedup_key, ServiceNow"
+            " correlation_id): the object's UID, so a repeated call finds what the first made."
+        )
+    )
+    delivered: list[StepId] = Field(
+        default_factory=list,
+        max_length=160,
+        description="Steps the system accepted, in order (for example trigger, acknowledge).",
+    )
+    failed: list[StepId] = Field(
+        default_factory=list,
+        max_length=160,
+        description="Steps the system refused for good (a 4xx other than 408 and 429); not retried.",
+    )
+    attempts: Count = Field(
+        default=0, description="Failed attempts at the next step since the last success."
+    )
+    next_attempt_time: datetime | None = Field(
+        default=None, description="Not before this time is the next step tried again (RFC 3339)."
+    )
+    last_attempt_time: datetime | None = Field(
+        default=None, description="When a step was last tried (RFC 3339)."
+    )
+    synced_time: datetime | None = Field(
+        default=None, description="When a step was last accepted (RFC 3339)."
+    )
+    last_error: ShortText | None = Field(
+        default=None,
+        description="Why the last attempt failed, in words that never carry a credential.",
+    )
+    ticket_id: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description="The system's own number for the ticket, where it gives one."
+    )
+    ticket_url: Url | None = Field(default=None, description="Link to the ticket, where known.")
+
+
+def sync_field() -> Any:
+    """The `status.sync` field: one outbox per external system, a list keyed by `system`."""
+    return Field(
+        default_factory=list,
+        max_length=4,
+        description=(
+            "Delivery to each external system the service's ServiceOnCall configures: steps"
+            " accepted and refused, attempts, the next try and the last error."
+        ),
+        json_schema_extra=list_map("system"),
+    )
+
+
 class AuditEntry(StatusModel):
     """One entry of a bounded, oldest-first history kept in status."""
 

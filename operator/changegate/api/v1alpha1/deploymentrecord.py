@@ -28,11 +28,13 @@ from changegate.api.v1alpha1.common import (
     PrinterColumn,
     Seconds,
     StatusModel,
+    SyncState,
     UserName,
     WorkloadKind,
     cel,
     conditions_field,
     list_map,
+    sync_field,
     validations,
 )
 
@@ -158,6 +160,7 @@ class DeploymentRecordStatus(StatusModel):
         default=None, description="The .metadata.generation this status was computed from."
     )
     conditions: list[Condition] = conditions_field()
+    sync: list[SyncState] = sync_field()
 
 
 class DeploymentRecord(CustomResource):

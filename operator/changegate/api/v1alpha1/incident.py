@@ -30,6 +30,7 @@ from changegate.api.v1alpha1.common import (
     PrinterColumn,
     Seconds,
     StatusModel,
+    SyncState,
     Text,
     Url,
     UserName,
@@ -37,6 +38,7 @@ from changegate.api.v1alpha1.common import (
     cel,
     conditions_field,
     list_map,
+    sync_field,
     validations,
 )
 from changegate.api.v1alpha1.serviceoncall import Escalation, EscalationTarget, Link
@@ -464,6 +466,7 @@ class IncidentStatus(StatusModel):
     external_ticket: ExternalTicket | None = Field(
         default=None, description="Ticket mirroring the incident in an external system."
     )
+    sync: list[SyncState] = sync_field()
     timeline: list[AuditEntry] = Field(
         default_factory=list,
         max_length=128,

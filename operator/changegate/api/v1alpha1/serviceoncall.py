@@ -498,8 +498,10 @@ class PagerDutyIntegration(ApiModel):
     send_change_events: bool = Field(
         default=True,
         description=(
-            "Not acted on yet: nothing is sent. Whether finished production rollouts are sent"
-            " as change events."
+            "Whether every finished production rollout (each DeploymentRecord of a production"
+            " environment) is sent to PagerDuty as a change event (/v2/change/enqueue), so"
+            " PagerDuty shows recent changes beside its incidents. Delivery is recorded in the"
+            " DeploymentRecord's status.sync."
         ),
     )
 
@@ -544,7 +546,12 @@ class Integrations(ApiModel):
     """External systems for this service; credentials only by Secret reference."""
 
     pager_duty: PagerDutyIntegration | None = Field(
-        default=None, description="Not acted on yet: nothing is sent to PagerDuty."
+        default=None,
+        description=(
+            "PagerDuty Events API v2: each Incident of the service is triggered, acknowledged"
+            " and resolved there under one dedup_key (the Incident's UID), recorded in the"
+            " Incident's status.sync."
+        ),
     )
     service_now: ServiceNowIntegration | None = Field(
         default=None, description="Not acted on yet: nothing is mirrored to ServiceNow."
