@@ -304,8 +304,9 @@ class IncidentSpec(ApiModel):
     assignee: UserName | None = Field(
         default=None,
         description=(
-            "Who works on it. Not acted on yet: when not given it stays empty (later: whoever"
-            " is on call)."
+            "Who works on it: a team member or incident manager sets it (`changegate incident"
+            " assign`), stamped with who and when by the admission webhook; it stays empty"
+            " until someone does (the on-call is paged whatever it says)."
         ),
     )
     acknowledgements: list[Acknowledgement] = Field(
@@ -426,6 +427,20 @@ class IncidentEscalation(StatusModel):
         max_length=384,
         description="Targets handled so far, oldest first; each (cycle, step, target) once.",
     )
+    major_paged_time: datetime | None = Field(
+        default=None,
+        description=(
+            "When a major incident's pages went out (the incident manager on call and every"
+            " service's on-call), RFC 3339; set once, so they go out once."
+        ),
+    )
+    reassignments: Count | None = Field(
+        default=None,
+        description=(
+            "Reassignments whose new owner's on-call has been paged; each reassignment pages"
+            " once, keyed by this count."
+        ),
+    )
 
 
 class IncidentStatus(StatusModel):
@@ -449,10 +464,18 @@ class IncidentStatus(StatusModel):
         default=None, description="When it was resolved (RFC 3339)."
     )
     time_to_acknowledge_seconds: Seconds | None = Field(
-        default=None, description="Seconds from triggered to first acknowledged."
+        default=None,
+        description=(
+            "Seconds from the Incident's creation (triggered) to its first acknowledgement;"
+            " absent while never acknowledged."
+        ),
     )
     time_to_resolve_seconds: Seconds | None = Field(
-        default=None, description="Seconds from triggered to resolved."
+        default=None,
+        description=(
+            "Seconds from when its alert started firing (the earliest alert it lists; the"
+            " trigger time for an incident declared by hand) to its resolution."
+        ),
     )
     pages: list[Page] = Field(
         default_factory=list,
@@ -522,12 +545,17 @@ class Incident(CustomResource):
     kind: Literal["Incident"] = Field(default="Incident", description="Kind.")
     spec: IncidentSpec = Field(
         description=(
-            "Not acted on yet: the operator neither opens, pages, escalates, freezes nor"
-            " resolves Incidents; the API server checks the schema. What is wrong, how bad,"
-            " and who is on it."
+            "What is wrong, how bad, and who is on it. The alert intake opens and"
+            " auto-resolves Incidents from Alertmanager; people acknowledge, note, assign,"
+            " reassign, declare major and resolve here (each act stamped by the admission"
+            " webhook); the controller pages and escalates from it, and a major incident with"
+            " freezeChanges refuses Normal and Standard rollouts of its services."
         )
     )
     status: IncidentStatus = Field(
         default_factory=IncidentStatus,
-        description="Not filled yet: the operator writes nothing here. What the operator observed.",
+        description=(
+            "What the operator observed and did: phase and times, the alerts, every page sent,"
+            " the escalation's progress, suspect changes, dashboards, runbooks and the timeline."
+        ),
     )

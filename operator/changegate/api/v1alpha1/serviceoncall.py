@@ -109,7 +109,9 @@ class Member(ApiModel):
         default_factory=list,
         max_length=8,
         description=(
-            "Not acted on yet: nobody is paged. How to reach the person, in order of preference."
+            "How to reach the person, in order of preference, for people to read and to match"
+            " the person in external systems; pages go out on the service's channels"
+            " (spec.integrations and Kubernetes Events) naming the user."
         ),
     )
 
@@ -474,13 +476,19 @@ class OnCall(ApiModel):
     escalation: Escalation | None = Field(
         default=None,
         description=(
-            "Not acted on yet: nobody is paged. Who is paged, and when, until an incident is"
-            " acknowledged."
+            "Who is paged, and when, until an incident is acknowledged: the controller follows"
+            " the steps (and repeats) as they were when the incident triggered, recorded in"
+            " the Incident's status.escalation; the first acknowledgement or the resolution"
+            " stops them. Without it, the on-call is paged once."
         ),
     )
     incident_manager: Member | None = Field(
         default=None,
-        description="Not acted on yet: nobody is paged. Person paged for a major incident.",
+        description=(
+            "Person paged for a major incident of the service (and for escalation steps that"
+            " name the incident manager) when the chart names no incident-management"
+            " ServiceOnCall; when it does, that service's incident manager on call is paged."
+        ),
     )
 
 
@@ -557,10 +565,19 @@ class Integrations(ApiModel):
         default=None, description="Not acted on yet: nothing is mirrored to ServiceNow."
     )
     slack: SlackIntegration | None = Field(
-        default=None, description="Not acted on yet: nothing is posted to Slack."
+        default=None,
+        description=(
+            "Slack incoming webhook: every page of the service's incidents is posted there"
+            " (severity, service, summary, who is on call, dashboards, runbooks and the"
+            " acknowledge command), recorded in the Incident's status.pages."
+        ),
     )
     webhook: WebhookIntegration | None = Field(
-        default=None, description="Not acted on yet: nothing is sent to the generic webhook."
+        default=None,
+        description=(
+            "Generic webhook: every page of the service's incidents is POSTed there as JSON"
+            " signed with HMAC-SHA256, recorded in the Incident's status.pages."
+        ),
     )
 
 
@@ -591,25 +608,33 @@ class ServiceOnCallSpec(ApiModel):
     on_call: OnCall = Field(
         default_factory=OnCall,
         description=(
-            "Not acted on yet: the operator does not work out who is on call (status.onCall"
-            " stays empty) and pages nobody. On-call schedule and escalation."
+            "On-call schedule and escalation: the controller works out who is on call from it"
+            " (status.onCall, refreshed at handoffs; `changegate oncall`) and pages them and"
+            " the escalation's targets for the service's incidents."
         ),
     )
     dashboards: list[Link] = Field(
         default_factory=list,
         max_length=16,
-        description="Dashboards of the service. Not used yet: kept for people to read.",
+        description=(
+            "Dashboards of the service: they travel with its Incidents (status.dashboards)"
+            " and every page, after the alert's own."
+        ),
     )
     runbooks: list[Link] = Field(
         default_factory=list,
         max_length=16,
-        description="Runbooks of the service. Not used yet: kept for people to read.",
+        description=(
+            "Runbooks of the service: they travel with its Incidents (status.runbooks) and"
+            " every page, after the alert's own."
+        ),
     )
     integrations: Integrations = Field(
         default_factory=Integrations,
         description=(
-            "Not acted on yet: no external system is called; ChangeRequests are the tickets."
-            " External systems for this service."
+            "External systems for this service: the channels its incidents' pages go out on"
+            " (always Kubernetes Events too) and the systems its tickets are mirrored in;"
+            " without any, ChangeRequests and Incidents are the tickets."
         ),
     )
 
@@ -734,7 +759,11 @@ class ServiceOnCallStatus(StatusModel):
     )
     conditions: list[Condition] = conditions_field()
     on_call: OnCallNow | None = Field(
-        default=None, description="Not filled yet: always empty. Who is on call now."
+        default=None,
+        description=(
+            "Who is on call now and until when, refreshed at each handoff; the condition"
+            " OnCall says when nobody is."
+        ),
     )
     environments: list[EnvironmentStatus] = Field(
         default_factory=list,

@@ -79,6 +79,7 @@ class Batch:
     handled: list[Handled] = field(default_factory=list)
     notes: list[AuditEntry] = field(default_factory=list)
     owner: str | None = None  # a reassignment: escalation follows this service from now on
+    major: bool = False  # a major incident's pages: recorded once in status.escalation
 
 
 def created_of(incident: Incident, now: dt.datetime) -> dt.datetime:
@@ -142,7 +143,7 @@ def reassign_batch(incident: Incident, directory: Directory, now: dt.datetime) -
     if escalation is None or escalation.service == incident.spec.service:
         return None
     before, after, by = escalation.service, incident.spec.service, reassigned_by(incident)
-    turn = sum(1 for e in incident.status.timeline if e.action == REASSIGNED)
+    turn = escalation.reassignments or 0  # a counter, not the timeline, whose entries drop off
     uid = incident.metadata.uid or ""
     key = idempotency_key(uid, PageAction.TRIGGER, turn, f"reassign/{before}/{after}")
     on_call = directory.on_call(after, now)
@@ -173,9 +174,18 @@ def _outcome(paged: bool) -> EscalationOutcome:
     return EscalationOutcome.PAGED if paged else EscalationOutcome.NOBODY
 
 
+def major_paged(incident: Incident) -> bool:
+    """Whether a major incident's pages went out: status.escalation.majorPagedTime (the
+    timeline entry only for incidents paged before that field existed)."""
+    escalation = incident.status.escalation
+    if escalation is not None and escalation.major_paged_time is not None:
+        return True
+    return any(e.action == MAJOR_PAGED for e in incident.status.timeline)
+
+
 def major_batch(incident: Incident, directory: Directory, now: dt.datetime) -> Batch | None:
     """A major incident: the incident manager on call, and every service's on-call, once."""
-    if not incident.spec.major or any(e.action == MAJOR_PAGED for e in incident.status.timeline):
+    if not incident.spec.major or major_paged(incident):
         return None
     uid = incident.metadata.uid or ""
     managers = directory.incident_managers(incident.spec.service, now)
@@ -192,7 +202,7 @@ def major_batch(incident: Incident, directory: Directory, now: dt.datetime) -> B
     whom = ", ".join(managers.users) or "nobody (no incident manager on call)"
     message = f"major incident: paged the incident manager {whom}; notified the on-call of {services} services"
     note = AuditEntry(time=now, actor=OPERATOR, action=MAJOR_PAGED, message=message[:1024])
-    return Batch(outbound, notes=[note])
+    return Batch(outbound, notes=[note], major=True)
 
 
 def next_batch(incident: Incident, directory: Directory, now: dt.datetime) -> Batch | None:
@@ -220,7 +230,10 @@ def with_outcomes(
         written = record_outcomes(escalation, uid, batch.handled, now)
         escalation, notes = written.escalation, [*notes, *written.notes]
     if escalation is not None and batch.owner is not None:
-        escalation = escalation.model_copy(update={"service": batch.owner})
+        turns = (escalation.reassignments or 0) + 1
+        escalation = escalation.model_copy(update={"service": batch.owner, "reassignments": turns})
+    if escalation is not None and batch.major:
+        escalation = escalation.model_copy(update={"major_paged_time": now})
     return status.model_copy(
         update={
             "pages": recorded(status.pages, [page_entry(p, o) for p, o in sent]),
@@ -360,7 +373,7 @@ def due_of(incident: Incident, now: dt.datetime) -> dt.datetime | None:
         return created_of(incident, now)
     escalation = incident.status.escalation
     waiting = (escalation is not None and escalation.service != incident.spec.service) or (
-        incident.spec.major and not any(e.action == MAJOR_PAGED for e in incident.status.timeline)
+        incident.spec.major and not major_paged(incident)
     )
     plan = plan_escalation(facts, now)
     if waiting or plan.due:
