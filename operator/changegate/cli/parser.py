@@ -386,7 +386,7 @@ def add_report_output_flag(action: argparse.ArgumentParser) -> None:
         type=ReportFormat,
         choices=list(ReportFormat),
         default=ReportFormat.TABLE,
-        help="table (default), json, csv or markdown",
+        help="table (default), json, csv, markdown, or html (a self-contained page with charts)",
     )
 
 

@@ -21,10 +21,12 @@ from pydantic import BaseModel
 from changegate.adapters.kube import Forbidden, ObjectPages
 from changegate.cli.cluster import Connection
 from changegate.cli.errors import CommandError
+from changegate.cli.html_report import render as render_html
 from changegate.cli.meter import Meter
-from changegate.cli.report_text import render
+from changegate.cli.report_page import report_page
+from changegate.cli.report_text import ReportFormat, render
 from changegate.core.report.compliance import compliance_report
-from changegate.core.report.dora import dora_report
+from changegate.core.report.dora import DEFAULT_HORIZON, dora_report
 from changegate.core.report.evidence import (
     Change,
     Environments,
@@ -130,7 +132,11 @@ def read_evidence(
 
 def report_compliance(args: argparse.Namespace, connection: Connection) -> None:
     period, scope = period_of(args, now()), scope_of(args)
-    evidence = read_evidence(connection, scope, with_incidents=False, meter=Meter())
+    html = args.output is ReportFormat.HTML  # its charts need the incidents too
+    evidence = read_evidence(connection, scope, with_incidents=html, meter=Meter())
+    if html:
+        print(page("Compliance report", evidence, period, scope, DEFAULT_HORIZON), end="")
+        return
     print(render(compliance_report(evidence, period, scope), args.output))
 
 
@@ -138,7 +144,16 @@ def report_dora(args: argparse.Namespace, connection: Connection) -> None:
     period, scope = period_of(args, now()), scope_of(args)
     evidence = read_evidence(connection, scope, with_incidents=True, meter=Meter())
     horizon = timedelta(seconds=args.horizon)
+    if args.output is ReportFormat.HTML:
+        print(page("DORA report", evidence, period, scope, horizon), end="")
+        return
     print(render(dora_report(evidence, period, scope, horizon), args.output))
+
+
+def page(title: str, evidence: Evidence, period: Period, scope: Scope, horizon: timedelta) -> str:
+    """`-o html`: the charts, each service's figures of the period, and the exceptions."""
+    totals = dora_report(evidence, period, scope, horizon).services
+    return render_html(report_page(title, evidence, period, scope, horizon, totals))
 
 
 def now() -> datetime:

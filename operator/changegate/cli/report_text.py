@@ -33,6 +33,8 @@ class ReportFormat(StrEnum):
     JSON = "json"
     CSV = "csv"
     MARKDOWN = "markdown"
+    HTML = "html"
+    """A self-contained page with charts: cli/html_report.py, not this module."""
 
 
 @dataclass(frozen=True)
