@@ -66,6 +66,10 @@ class Settings:
     intake_service_label: str = "service"
     intake_fallback_service: str = "unrouted-alerts"
     intake_max_body_bytes: int = 32 * 1024 * 1024
+    # PagerDuty Events API v2 (outbound): its base address (tests point it at a local
+    # contract server), and how long an endpoint that keeps failing is skipped (its circuit).
+    pagerduty_events_url: str = "https://events.pagerduty.com"
+    sync_circuit_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, role: Role, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,5 +124,11 @@ class Settings:
             ),
             intake_max_body_bytes=int(
                 env.get("CHANGEGATE_INTAKE_MAX_BODY_BYTES", cls.intake_max_body_bytes)
+            ),
+            pagerduty_events_url=env.get(
+                "CHANGEGATE_PAGERDUTY_EVENTS_URL", cls.pagerduty_events_url
+            ).rstrip("/"),
+            sync_circuit_seconds=float(
+                env.get("CHANGEGATE_SYNC_CIRCUIT_SECONDS", cls.sync_circuit_seconds)
             ),
         )

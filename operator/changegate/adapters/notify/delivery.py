@@ -15,7 +15,7 @@ import email.utils
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import httpx
@@ -66,6 +66,10 @@ class Delivered:
     accepted: bool
     attempts: int
     error: str | None = None
+    # For an outbox that retries later itself: whether trying again may help, and the
+    # wait the far side asked for (429's Retry-After). Left out of comparisons.
+    retryable: bool = field(default=False, compare=False)
+    retry_after: float | None = field(default=None, compare=False)
 
 
 def new_client(
@@ -148,7 +152,7 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 def judge(response: httpx.Response, accept: Accept, now: dt.datetime) -> Judgement:
-    """Accepted by the channel's own test; 429 and 5xx are worth another try; the rest is final."""
+    """Accepted by the channel's own test; 408, 429 and 5xx are worth another try; the rest is final."""
     if accept(response):
         return Judgement(Verdict.ACCEPTED, f"HTTP {response.status_code}")
     reason = f"HTTP {response.status_code}: {response.text[:BODY_EXCERPT].strip()}".rstrip(": ")
@@ -156,7 +160,10 @@ def judge(response: httpx.Response, accept: Accept, now: dt.datetime) -> Judgeme
         return Judgement(
             Verdict.RETRY, reason, retry_after(response.headers.get("Retry-After"), now)
         )
-    if response.status_code >= httpx.codes.INTERNAL_SERVER_ERROR:
+    if (
+        response.status_code >= httpx.codes.INTERNAL_SERVER_ERROR
+        or response.status_code == httpx.codes.REQUEST_TIMEOUT
+    ):
         return Judgement(Verdict.RETRY, reason)
     return Judgement(Verdict.REJECTED, reason)
 
@@ -198,11 +205,14 @@ class Sender:
             reason = scrub(judgement.reason, hidden)
             if judgement.verdict is Verdict.ACCEPTED:
                 return Delivered(True, attempt)
-            if judgement.verdict is Verdict.REJECTED or attempt == self.policy.attempts:
-                return Delivered(False, attempt, reason)
+            retryable = judgement.verdict is Verdict.RETRY
+            if not retryable or attempt == self.policy.attempts:
+                return Delivered(False, attempt, reason, retryable, judgement.retry_after)
             wait = self._wait(attempt, judgement)
             if wait is None:
-                return Delivered(False, attempt, f"{reason} (asked to wait too long)")
+                return Delivered(
+                    False, attempt, f"{reason} (asked to wait too long)", True, judgement.retry_after
+                )
             await self.sleep(wait)
         raise AssertionError("unreachable: the last attempt always returns")
 

@@ -10,6 +10,7 @@ restart at any moment ends in the same state. One module per kind or concern:
     serviceoncalls   what runs where and who is on call, on the ServiceOnCall's status
     incidents        the Incident lifecycle, escalation, reassignment, major incidents
     paging           targets made people, pages sent on a service's channels
+    sync             the outbox: steps owed to PagerDuty and ServiceNow, delivered and recorded
     schedule         the one scheduler of periodic work (expiry, retention)
     intake           the Alertmanager receiver (HTTPS): alerts into Incidents
 """
@@ -30,6 +31,7 @@ from changegate.handlers.controller.paging import Pager
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.schedule import JOBS, Wakeup, run_scheduler
 from changegate.handlers.controller.state import ControllerState, log
+from changegate.handlers.controller.sync import SyncRunner, start_sync
 from changegate.metrics import serve_probes_and_metrics
 from changegate.settings import Settings
 
@@ -49,6 +51,7 @@ async def start_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     )
     pager = Pager(state.kube, SecretReader(state.kube.core.api_client), state.clock)
     pager.bind()
+    memo.sync = start_sync(state, Indexes.of(kwargs), pager.kick)
     wakeup = Wakeup()
     memo.incidents = IncidentWork(state, Indexes.of(kwargs), pager, wakeup)
     every = (*JOBS, *jobs(memo.incidents))
@@ -70,5 +73,8 @@ async def stop_controller(memo: kopf.Memo, **_: Any) -> None:
     work: IncidentWork | None = getattr(memo, "incidents", None)
     if work is not None:
         await work.pager.close()
+    sync: SyncRunner | None = getattr(memo, "sync", None)
+    if sync is not None:
+        await sync.close()
     if state.runner is not None:
         await state.runner.cleanup()

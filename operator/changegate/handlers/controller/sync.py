@@ -28,8 +28,10 @@ import kopf
 
 from changegate.adapters.kube import Conflict, NotFound, translated
 from changegate.adapters.notify.channels import SecretSource
-from changegate.adapters.notify.circuit import Circuits
-from changegate.adapters.notify.secrets import SecretUnavailable
+from changegate.adapters.notify.circuit import CircuitPolicy, Circuits
+from changegate.adapters.notify.delivery import new_client
+from changegate.adapters.notify.secrets import SecretReader, SecretUnavailable
+from changegate.adapters.pagerduty import EventsClient, PagerDutyChanges, PagerDutyIncidents
 from changegate.api.v1alpha1 import GROUP, VERSION, ChangeRequest, DeploymentRecord, Incident
 from changegate.api.v1alpha1.common import SyncState, TicketSystem
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
@@ -112,6 +114,8 @@ class SyncRunner:
     backoff: Backoff = field(default_factory=Backoff)
     draw: Callable[[], float] = random.random  # full jitter; not security
     systems: dict[str, list[SyncSystem[Any]]] = field(default_factory=dict)
+    # The systems' one HTTP client (adapters.notify.delivery), closed at cleanup.
+    client: Any = None
     _timers: dict[Hashable, asyncio.TimerHandle] = field(default_factory=dict)
 
     def register(self, kind: Kind[R], system: SyncSystem[R]) -> None:
@@ -283,10 +287,28 @@ class SyncRunner:
             )
         return custom.patch_cluster_custom_object_status(GROUP, VERSION, kind.plural, name, body)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def start_sync(
+    state: ControllerState, indexes: Indexes, kick: Callable[[Hashable, Callable[[], Any]], None]
+) -> SyncRunner:
+    """The runner with PagerDuty registered: Incidents as alerts, production rollouts as changes."""
+    settings = state.settings
+    runner = SyncRunner(
+        state, indexes, SecretReader(state.kube.core.api_client), kick,
+        circuits=Circuits(CircuitPolicy(cool_down=settings.sync_circuit_seconds)),
+        client=new_client(),
+    )  # fmt: skip
+    events = EventsClient(runner.client, settings.pagerduty_events_url, state.clock)
+    runner.register(INCIDENTS, PagerDutyIncidents(events))
+    runner.register(DEPLOYMENT_RECORDS, PagerDutyChanges(events))
+    return runner
 
 
 def report(
