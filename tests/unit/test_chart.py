@@ -651,6 +651,28 @@ def test_the_dashboard_shows_admission_changes_and_dora_from_real_metrics() -> N
     assert {"Deployment frequency", "Lead time for changes (p50)", "Admission decisions"} <= titles
 
 
+def test_the_dashboard_shows_each_services_dora_figures_of_the_last_30_days() -> None:
+    configmap = one(render("metrics.dashboard.enabled=true"), "ConfigMap")
+    panels = json.loads(configmap["data"]["changegate.json"])["panels"]
+    dora = {
+        p["title"]: changegate_metrics_in(" ".join(t["expr"] for t in p["targets"]))
+        for p in panels
+        if "(30 days)" in p["title"] or p["title"] == "Deployments in 30 days"
+    }
+    assert set().union(*dora.values()) == {
+        n
+        for n in exported_metrics()
+        if n.startswith("changegate_dora_") and n != "changegate_dora_failed_deployments"
+    }
+    assert all(
+        'service=~"$service"' in t["expr"]
+        for p in panels
+        if p["title"] in dora
+        for t in p["targets"]
+    )
+    assert len({p["id"] for p in panels}) == len(panels)
+
+
 def test_the_dashboard_can_go_to_grafanas_namespace() -> None:
     configmap = one(
         render("metrics.dashboard.enabled=true", "metrics.dashboard.namespace=monitoring"),
