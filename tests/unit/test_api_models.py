@@ -122,6 +122,7 @@ def test_json_uses_camel_case_and_drops_nulls() -> None:
         "targets": [{"kind": "Deployment", "name": "payments-api", "images": []}],
         "approvals": [],
         "cancel": False,
+        "reviews": [],
     }
 
 

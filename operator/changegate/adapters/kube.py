@@ -507,10 +507,14 @@ class KubeAdapter:
             raise
         return True
 
-    def list_cluster_objects(self, plural: str) -> list[dict[str, Any]]:
+    def list_cluster_objects(
+        self, plural: str, field_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        options: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
         with translated():
             result = cast(
-                dict[str, Any], self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
+                dict[str, Any],
+                self.custom.list_cluster_custom_object(GROUP, VERSION, plural, **options),
             )
         return list(result.get("items", []))
 

@@ -28,6 +28,7 @@ from changegate.cli.draft import (
     parse_time,
 )
 from changegate.cli.errors import CommandError, ExitCode
+from changegate.cli.evidence import review_change
 from changegate.cli.formats import OutputFormat, dump, dump_change, dump_changes
 from changegate.cli.incidents import run_incident
 from changegate.cli.manifest import manifest_namespace, manifest_targets
@@ -179,6 +180,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Connection], None]] = {
     "incident": run_incident,
     "oncall": show_on_call,
     "report": run_report,
+    "review": review_change,
 }
 
 

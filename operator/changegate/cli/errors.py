@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad flags or values (argparse uses 2 as well)
     CHANGE_FAILED = 3  # the change ended Failed, Rejected, Cancelled or Expired
     TIMEOUT = 4  # --wait gave up before the change settled
+    TAMPERED = 5  # report verify: the evidence does not verify
 
 
 class CommandError(Exception):

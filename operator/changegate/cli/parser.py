@@ -1,4 +1,4 @@
-"""The command line: `changegate request|approve|reject|cancel|status|list|incident|oncall|report`.
+"""The command line: `changegate request|approve|...|incident|oncall|report|review`.
 
 argparse only. Connection flags (--kubeconfig, --context, -n) are accepted
 before or after the command, as kubectl accepts them, because `kubectl
@@ -26,7 +26,8 @@ is on call, as yourself (your kubeconfig identity). Also installed as kubectl-ch
 
 EPILOG = """\
 exit codes: 0 ok, 1 refused by the API server or unreachable, 2 bad usage,
-3 the change ended Failed, Rejected, Cancelled or Expired, 4 --wait timed out"""
+3 the change ended Failed, Rejected, Cancelled or Expired, 4 --wait timed out,
+5 report verify found the evidence edited, removed, inserted or reordered"""
 
 REQUEST_EPILOG = """\
 Unset source flags are read from the CI environment: GitHub Actions
@@ -470,4 +471,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_incident_commands(commands)
     add_oncall_command(commands)
     add_report_commands(commands)
+    add_review_command(commands)
     return parser

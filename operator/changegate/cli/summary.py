@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from changegate.api.v1alpha1 import ChangeRequest, ChangeTarget, Rollout
+from changegate.api.v1alpha1 import ChangeRequest, ChangeTarget, ChangeType, Rollout
 from changegate.cli.table import approvals_text, human_duration, phase_text
 
 LABEL_WIDTH = 14
@@ -81,6 +81,11 @@ def describe_change(change: ChangeRequest) -> list[str]:
     if spec.approvals:
         lines.append("Decisions:")
         lines += [f"  {decision_line(change, i)}" for i in range(len(spec.approvals))]
+    if spec.reviews:
+        lines.append("Reviews:")
+        lines += [f"  {timestamp(r.time)} by {r.reviewer or '?'}: {r.note}" for r in spec.reviews]
+    elif spec.type is ChangeType.EMERGENCY:
+        lines.append(field_line("Review", "not yet reviewed (changegate review NAME --note ...)"))
     if status.rollouts:
         lines += ["Rollouts:", *(rollout_line(r) for r in status.rollouts)]
     if status.conditions:

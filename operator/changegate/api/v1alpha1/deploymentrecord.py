@@ -71,6 +71,18 @@ class WorkloadRef(ApiModel):
     name: ObjectName = Field(description="Name of the workload.")
 
 
+class PreviousRecord(ApiModel):
+    """The service's record written before this one: the link of its hash chain."""
+
+    name: ObjectName = Field(description="Name of the service's previous DeploymentRecord.")
+    sha256: Annotated[str, Field(max_length=64, pattern=r"^[a-f0-9]{64}$")] = Field(
+        description=(
+            "SHA-256 (hex) of the previous record's spec as canonical JSON (keys sorted, no"
+            " whitespace, UTF-8), its own previous link included."
+        )
+    )
+
+
 class DeploymentRecordSpec(ApiModel):
     """The evidence of one finished rollout; never changes once written."""
 
@@ -150,6 +162,14 @@ class DeploymentRecordSpec(ApiModel):
     result: FinalResult = Field(description="Succeeded or Failed.")
     lead_time_seconds: Seconds | None = Field(
         default=None, description="Seconds from the commit to the rollout finishing."
+    )
+    previous: PreviousRecord | None = Field(
+        default=None,
+        description=(
+            "The service's previous record, by name and SHA-256, written by the operator:"
+            " the service's records form a hash chain that `changegate report verify` walks."
+            " Absent on a service's first record."
+        ),
     )
 
 

@@ -29,6 +29,7 @@ from changegate.core.change.rollouts import (
     observe,
     with_rollout,
 )
+from changegate.handlers.controller.chain import write_linked
 from changegate.handlers.controller.indexes import WORKLOAD_PLURALS, Environment, Indexes
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.serviceoncalls import note_version
@@ -144,7 +145,7 @@ def write_evidence(
         environment.production,
         _digests(state, body, seen),
     )
-    if not state.kube.create_cluster_object("deploymentrecords", creation_body(record)):
+    if not write_linked(state, record):
         return  # written by an earlier attempt
     result = seen.result or FinalResult.FAILED
     ROLLOUTS.labels(environment.service, result.value).inc()
