@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field
 from changegate.api.v1alpha1.common import (
     AGE_COLUMN,
     LIST_SET,
+    ActSource,
     ApiModel,
     AuditEntry,
     ChangeType,
@@ -27,6 +28,7 @@ from changegate.api.v1alpha1.common import (
     Digest,
     DNSLabel,
     ExternalTicket,
+    ExternalUser,
     Level,
     LocalObjectRef,
     ObjectName,
@@ -178,25 +180,22 @@ class Approval(ApiModel):
     time: datetime | None = Field(
         default=None, description="When the decision was recorded; set by the admission webhook."
     )
-
-
-class Review(ApiModel):
-    """A change manager's review of an emergency change after the fact.
-
-    reviewer and time are stamped by the admission webhook."""
-
-    reviewer: UserName | None = Field(
+    via: ActSource | None = Field(
         default=None,
         description=(
-            "Who reviewed, as the API server authenticated them; set by the admission webhook,"
-            " any value written by hand is replaced."
+            "ServiceNow when the decision was made there (the service's"
+            " changePolicy.approvalsIn is ServiceNow) and recorded by changegate's controller,"
+            " whose identity approver then holds; absent: made in Kubernetes. Only the"
+            " controller sets it."
         ),
     )
-    note: Annotated[str, Field(min_length=1, max_length=2048)] = Field(
-        description="What the review found: why the emergency was justified, what follows."
-    )
-    time: datetime | None = Field(
-        default=None, description="When the review was recorded; set by the admission webhook."
+    external_user: ExternalUser | None = Field(
+        default=None,
+        description=(
+            "Who decided in ServiceNow, as ServiceNow names them (a team member's user name"
+            " where a contact matches). Never the requester: segregation of duties holds"
+            " however the approval arrives."
+        ),
     )
 
 
@@ -244,7 +243,6 @@ class ChangeRequestSpec(ApiModel):
                 fieldPath=".requester",
             ),
             append_only("approvals", "approvals"),
-            append_only("reviews", "reviews"),
             cel(
                 "!(has(oldSelf.cancel) && oldSelf.cancel) || (has(self.cancel) && self.cancel)",
                 "a cancelled change cannot be un-cancelled",
@@ -310,15 +308,6 @@ class ChangeRequestSpec(ApiModel):
     cancel: bool = Field(
         default=False,
         description="Set to true to cancel the change before it rolls out; cannot be undone.",
-    )
-    reviews: list[Review] = Field(
-        default_factory=list,
-        max_length=16,
-        description=(
-            "Change managers' reviews of an emergency change after the fact, appended one at a"
-            " time (`changegate review`); entries never change. The first marks the change"
-            " reviewed (label changegate.io/review=done)."
-        ),
     )
 
 
@@ -411,9 +400,6 @@ class ChangeRequest(CustomResource):
         PrinterColumn("Target", "string", ".spec.targets[0].name", "First workload changed."),
         PrinterColumn("Requester", "string", ".spec.requester", "Who raised it.", 1),
         PrinterColumn("Summary", "string", ".spec.summary", "What changes.", 1),
-        PrinterColumn(
-            "Reviewed-By", "string", ".spec.reviews[0].reviewer", "Who reviewed it first.", 1
-        ),
         AGE_COLUMN,
     )
 

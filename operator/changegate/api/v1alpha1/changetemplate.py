@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -83,6 +83,10 @@ class RecurringWindow(ApiModel):
     time_zone: TimeZone = Field(default="UTC", description="IANA time zone of startAt and endAt.")
 
 
+# A ServiceNow record's sys_id: 32 hex digits.
+SysId = Annotated[str, Field(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+
+
 class ChangeTemplateSpec(ApiModel):
     """The desired state of a ChangeTemplate: what a standard change of the service may do."""
 
@@ -113,6 +117,15 @@ class ChangeTemplateSpec(ApiModel):
     )
     risk_note: Text = Field(
         min_length=1, description="Why the change is low risk, and how it is rolled back."
+    )
+    service_now_template: SysId | None = Field(
+        default=None,
+        description=(
+            "sys_id of the ServiceNow standard change template (its producer) that mirrors"
+            " this template: a production ChangeRequest that follows it is created in"
+            " ServiceNow as a standard change from it (POST"
+            " /api/sn_chg_rest/change/standard/{sys_id}); without it, as a normal change."
+        ),
     )
     active: bool = Field(
         default=False,

@@ -199,6 +199,13 @@ class ExecPolicy(StrEnum):
     REFUSE = "Refuse"
 
 
+class ApprovalPlace(StrEnum):
+    """Where the approvers of a service's normal changes decide."""
+
+    KUBERNETES = "Kubernetes"
+    SERVICE_NOW = "ServiceNow"
+
+
 class Enforcement(StrEnum):
     """Whether admission refuses rollouts no approved change covers, or only reports them."""
 
@@ -284,6 +291,18 @@ class ChangePolicy(ApiModel):
             " Record (the default): allowed, with an Event on the pod and a metric."
             " Refuse: refused for everyone; `kubectl debug` by the emergency groups"
             " remains the recorded way in."
+        ),
+    )
+    approvals_in: ApprovalPlace = Field(
+        default=ApprovalPlace.KUBERNETES,
+        description=(
+            "Kubernetes (the default): approvers append their approvals to the ChangeRequest."
+            " ServiceNow: a production change's approvers decide on its change record in"
+            " ServiceNow (integrations.serviceNow is required); the controller records each"
+            " decision there on the ChangeRequest as an approval via ServiceNow by the"
+            " approver, still refused when the approver is the requester, and a rejection"
+            " there rejects. Approvals written in Kubernetes are then refused. Only change"
+            " managers set or change it."
         ),
     )
     enforcement: Enforcement = Field(
@@ -514,18 +533,48 @@ class PagerDutyIntegration(ApiModel):
     )
 
 
+class ServiceNowAuth(StrEnum):
+    """How changegate authenticates to ServiceNow, and so which keys its Secret holds."""
+
+    BASIC = "Basic"
+    OAUTH_CLIENT_CREDENTIALS = "OAuthClientCredentials"
+    TOKEN = "Token"
+
+
 class ServiceNowIntegration(ApiModel):
     """Mirroring changes and incidents into ServiceNow."""
 
+    authentication: ServiceNowAuth = Field(
+        default=ServiceNowAuth.BASIC,
+        description=(
+            "Basic: the Secret's username and password. OAuthClientCredentials: its clientId"
+            " and clientSecret, exchanged at /oauth_token.do for tokens. Token: its token, an"
+            " OAuth bearer token made elsewhere."
+        ),
+    )
+
     instance_url: Url = Field(description="Base address of the ServiceNow instance.")
     secret_ref: SecretRef = Field(
-        description=("Secret with keys username and password (basic auth) or token (OAuth bearer).")
+        description=(
+            "Secret with keys username and password (basic auth), or clientId and clientSecret"
+            " (OAuth client credentials, tokens fetched from /oauth_token.do), or token (an"
+            " OAuth bearer token made elsewhere). Read when needed, never logged."
+        )
     )
     assignment_group: ShortText | None = Field(
         default=None, description="Assignment group of the tickets."
     )
     configuration_item: ShortText | None = Field(
         default=None, description="CMDB configuration item (cmdb_ci) of the service."
+    )
+    major_incident_fields: dict[str, ShortText] = Field(
+        default_factory=dict,
+        max_length=16,
+        description=(
+            "Fields (name: value) set on the incident record when an Incident is declared"
+            " major; major_incident_state: accepted (the Major Incident Management plugin)"
+            " when empty."
+        ),
     )
 
 
@@ -562,7 +611,13 @@ class Integrations(ApiModel):
         ),
     )
     service_now: ServiceNowIntegration | None = Field(
-        default=None, description="Not acted on yet: nothing is mirrored to ServiceNow."
+        default=None,
+        description=(
+            "ServiceNow: each Incident of the service becomes an incident record (acknowledge,"
+            " notes, reassignment, major and resolution follow it; state, assignee and work"
+            " notes changed there are read back on a poll) and each production ChangeRequest"
+            " a change_request that follows its phases. Delivery is recorded in status.sync."
+        ),
     )
     slack: SlackIntegration | None = Field(
         default=None,

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from changegate.api.v1alpha1.changerequest import (
     TERMINAL_PHASES,
+    Approval,
     ApprovalDecision,
     ChangePhase,
     ChangeRequest,
@@ -19,6 +20,7 @@ from changegate.api.v1alpha1.changerequest import (
 )
 from changegate.api.v1alpha1.common import ChangeType
 from changegate.api.v1alpha1.serviceoncall import (
+    ApprovalPlace,
     Enforcement,
     ExecPolicy,
     PassThrough,
@@ -62,6 +64,10 @@ class ServicePolicy:
     team_members: frozenset[str] = frozenset()
     # spec.changePolicy.enforcement: Audit (what would be refused is admitted and reported).
     audit_only: bool = False
+    # spec.changePolicy.approvalsIn: ServiceNow (approvals arrive only via the controller).
+    approvals_in_servicenow: bool = False
+    # (contact value, user) of team members: how a ServiceNow user name is one of ours.
+    aliases: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
     def from_model(
@@ -80,7 +86,10 @@ class ServicePolicy:
             approver_groups=frozenset(
                 policy.approvers.groups if named else default_approver_groups
             ),
-            required_approvals=policy.required_approvals,
+            # In ServiceNow, its own rules say how many approvers must agree: its verdict is one.
+            required_approvals=(
+                1 if policy.approvals_in is ApprovalPlace.SERVICE_NOW else policy.required_approvals
+            ),
             emergency_groups=frozenset(policy.emergency_groups),
             allow_rollback=policy.rollback is PassThrough.ALLOW,
             allow_restart=policy.restart is PassThrough.ALLOW,
@@ -92,7 +101,16 @@ class ServicePolicy:
             refuse_exec=policy.exec is ExecPolicy.REFUSE,
             team_members=frozenset(m.user for m in spec.team.members),
             audit_only=policy.enforcement is Enforcement.AUDIT,
+            approvals_in_servicenow=policy.approvals_in is ApprovalPlace.SERVICE_NOW,
+            aliases=frozenset(
+                (c.value.casefold(), m.user) for m in spec.team.members for c in m.contacts
+            ),
         )
+
+    def identity(self, external_user: str) -> str:
+        """A ServiceNow user as our user: a team member whose user name or contact matches."""
+        wanted = external_user.casefold()
+        return next((u for v, u in self.aliases if v == wanted), external_user)
 
     def may_approve(self, user: User) -> bool:
         return user.username in self.approver_users or user.in_any(self.approver_groups)
@@ -126,6 +144,15 @@ class DeployedFacts:
     images: tuple[tuple[str, str, str | None], ...]
 
 
+def approval_identity(approval: Approval) -> str | None:
+    """Who an approval counts as: its approver, or "<user> via ServiceNow" for one made there."""
+    if approval.via is not None:
+        if not approval.external_user:
+            return None
+        return f"{approval.external_user} via {approval.via.value}"
+    return approval.approver
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeFacts:
     """What admission needs of a ChangeRequest."""
@@ -155,11 +182,12 @@ class ChangeFacts:
         approved: list[str] = []
         rejected: list[str] = []
         for approval in spec.approvals:
-            if approval.approver is None or approval.approver == spec.requester:
+            who = approval_identity(approval)
+            if who is None or who == spec.requester or approval.external_user == spec.requester:
                 continue
             bucket = approved if approval.decision is ApprovalDecision.APPROVED else rejected
-            if approval.approver not in bucket:
-                bucket.append(approval.approver)
+            if who not in bucket:
+                bucket.append(who)
         return cls(
             namespace=change.metadata.namespace or "",
             name=change.metadata.name or "",

@@ -19,7 +19,6 @@ from changegate.api.v1alpha1.changerequest import (
     ApprovalDecision,
     ChangePhase,
     ChangeRequest,
-    Review,
 )
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.common import ChangeType
@@ -98,16 +97,6 @@ class NewChange:
     policy: ServicePolicy | None
     operator: bool
     may_review: bool = False  # a change manager (or the operator): may set review state
-
-
-def no_reviews_on_create(new: NewChange) -> Verdict | None:
-    """A change is reviewed after it exists, never born reviewed."""
-    if not new.change.spec.reviews:
-        return None
-    return refuse(
-        "ReviewsOnCreate",
-        "a new ChangeRequest carries no reviews; a change manager appends one afterwards",
-    )
 
 
 def raised_by_operator(new: NewChange) -> Verdict | None:
@@ -301,86 +290,6 @@ def approvals_append_only(edit: ChangeEdit) -> Verdict | None:
     )
 
 
-def needs_review(change: ChangeRequest) -> bool:
-    """An emergency change (raised by hand or after a break-glass rollout) that no change
-    manager has reviewed yet: an exception in the compliance report."""
-    return change.spec.type is ChangeType.EMERGENCY and not change.spec.reviews
-
-
-def _added_reviews(edit: ChangeEdit) -> list[Review]:
-    return edit.new.spec.reviews[len(edit.old.spec.reviews) :]
-
-
-def reviews_append_only(edit: ChangeEdit) -> Verdict | None:
-    old = edit.old.spec.reviews
-    if edit.new.spec.reviews[: len(old)] == old:
-        return None
-    return refuse(
-        "ReviewsAppendOnly",
-        "reviews can only be appended: existing entries cannot be changed or removed",
-    )
-
-
-def reviews_by_change_managers(edit: ChangeEdit) -> Verdict | None:
-    """Only a change manager reviews a change after the fact (not the operator either)."""
-    if not _added_reviews(edit) or (edit.may_review and not edit.operator):
-        return None
-    return refuse(
-        "NotAChangeManager",
-        f"only change managers review a change after the fact; {edit.user.username} may not",
-    )
-
-
-def one_review_at_a_time(edit: ChangeEdit) -> Verdict | None:
-    if len(_added_reviews(edit)) <= 1:
-        return None
-    return refuse("OneReviewAtATime", "append one review at a time, as yourself")
-
-
-def reviews_of_emergencies(edit: ChangeEdit) -> Verdict | None:
-    if not _added_reviews(edit) or edit.new.spec.type is ChangeType.EMERGENCY:
-        return None
-    return refuse(
-        "NotAnEmergency",
-        f"ChangeRequest {edit.facts.name} is a {edit.new.spec.type.value} change: only emergency"
-        " changes are reviewed after the fact",
-    )
-
-
-def review_alone(edit: ChangeEdit) -> Verdict | None:
-    """A review changes nothing else in the spec (it passes a frozen spec by itself)."""
-    if not _added_reviews(edit):
-        return None
-    before = edit.old.spec.model_copy(update={"reviews": []}).to_json()
-    if before == edit.new.spec.model_copy(update={"reviews": []}).to_json():
-        return None
-    return refuse(
-        "ReviewAlone", "append a review on its own: change nothing else in the same write"
-    )
-
-
-def _marked_reviewed(change: ChangeRequest) -> dict[str, Any]:
-    if not change.metadata.labels:
-        return {"op": "add", "path": "/metadata/labels", "value": {REVIEW: "done"}}
-    return {"op": "add", "path": "/metadata/labels/changegate.io~1review", "value": "done"}
-
-
-def stamp_review(edit: ChangeEdit) -> Verdict | None:
-    """Who reviewed and when, from the authenticated user; the change is marked reviewed."""
-    if not _added_reviews(edit):
-        return None
-    path = f"/spec/reviews/{len(edit.old.spec.reviews)}"
-    return Verdict(
-        True,
-        reason="ReviewStamped",
-        patch=[
-            {"op": "add", "path": f"{path}/reviewer", "value": edit.user.username},
-            {"op": "add", "path": f"{path}/time", "value": timestamp(edit.now)},
-            _marked_reviewed(edit.new),
-        ],
-    )
-
-
 def cancel_is_final(edit: ChangeEdit) -> Verdict | None:
     if edit.old.spec.cancel and not edit.new.spec.cancel:
         return refuse("CancelIsFinal", "a cancelled change cannot be un-cancelled")
@@ -436,6 +345,48 @@ def approver_is_the_writer(edit: ChangeEdit) -> Verdict | None:
         f"an approval is recorded as the user who writes it: you are {edit.user.username},"
         f" the approval names {approval.approver}",
     )
+
+
+def approvals_where_the_policy_says(edit: ChangeEdit) -> Verdict | None:
+    """Under approvalsIn ServiceNow approvals arrive only from there, through the controller;
+    otherwise none claims to come from there."""
+    approval, policy = edit.approval, edit.policy
+    if approval is None:
+        return None
+    in_sn = policy is not None and policy.approvals_in_servicenow
+    if approval.via is not None and not (edit.operator and in_sn):
+        return refuse(
+            "ViaServiceNowByController",
+            "an approval via ServiceNow is recorded only by changegate's controller, and only"
+            " for a service whose changePolicy.approvalsIn is ServiceNow",
+        )
+    if approval.via is None and in_sn:
+        return refuse(
+            "ApprovalsInServiceNow",
+            f"approvals of service {edit.new.spec.service} happen in ServiceNow"
+            " (changePolicy.approvalsIn): decide on the change record there",
+        )
+    return None
+
+
+def servicenow_approval(edit: ChangeEdit) -> Verdict | None:
+    """An approval made in ServiceNow: never by the requester, once per approver, then stamped."""
+    approval, policy = edit.approval, edit.policy
+    if approval is None or approval.via is None or policy is None:
+        return None
+    external = approval.external_user or ""
+    if not external:
+        return refuse("ExternalUserMissing", "an approval via ServiceNow names its approver")
+    if policy.identity(external) == edit.new.spec.requester:
+        return refuse(
+            "SegregationOfDuties",
+            f"{external} requested ChangeRequest {edit.facts.name} and cannot approve or reject"
+            " it, in ServiceNow or anywhere (segregation of duties)",
+        )
+    who = f"{external} via {approval.via.value}"
+    if who in edit.facts.approvers or who in edit.facts.rejected_by:
+        return refuse("AlreadyDecided", f"{who} has already decided on {edit.facts.name}")
+    return stamp_approval(edit)
 
 
 def approvals_need_a_service(edit: ChangeEdit) -> Verdict | None:
@@ -499,7 +450,6 @@ def stamp_approval(edit: ChangeEdit) -> Verdict:
 
 # The reviews of a ChangeRequest, in order: the first rule that decides wins.
 CREATE_RULES: tuple[Callable[[NewChange], Verdict | None], ...] = (
-    no_reviews_on_create,
     raised_by_operator,
     review_state_on_create,
     operator_marks_on_create,
@@ -514,19 +464,15 @@ UPDATE_RULES: tuple[Callable[[ChangeEdit], Verdict | None], ...] = (
     requester_immutable,
     immutable_fields,
     approvals_append_only,
-    reviews_append_only,
-    reviews_by_change_managers,
-    one_review_at_a_time,
-    reviews_of_emergencies,
-    review_alone,
-    stamp_review,
     cancel_is_final,
     too_late_to_cancel,
     frozen_once_decided,
     nothing_to_stamp,
     one_approval_at_a_time,
     approver_is_the_writer,
+    approvals_where_the_policy_says,
     approvals_need_a_service,
+    servicenow_approval,
     segregation_of_duties,
     approver_of_the_service,
     decides_once,
@@ -868,6 +814,23 @@ def claims_need_rights(edit: ServiceEdit) -> Verdict | None:
     )
 
 
+def approvals_place_by_change_managers(edit: ServiceEdit) -> Verdict | None:
+    """Where approvals happen (changePolicy.approvalsIn) is set or changed by change managers only."""
+    before = edit.old.spec.change_policy.approvals_in if edit.old else None
+    after = edit.new.spec.change_policy.approvals_in if edit.new else None
+    default = ChangePolicy().approvals_in
+    if before == after or (edit.old is None and after == default) or edit.new is None:
+        return None
+    if edit.authorities.is_change_manager(edit.user):
+        return None
+    return refuse(
+        "NotAChangeManager",
+        "only change managers"
+        f" ({', '.join(sorted(edit.authorities.change_manager_groups))}) may set or change"
+        f" spec.changePolicy.approvalsIn; {edit.user.username} may not",
+    )
+
+
 def enforcement_by_governance(edit: ServiceEdit) -> Verdict | None:
     """Audit-only mode admits what the gate refuses: only governance sets or changes it."""
     if edit.new is None or edit.authorities.may_govern(edit.user):
@@ -927,6 +890,7 @@ SERVICE_RULES: tuple[Callable[[ServiceEdit], Verdict | None], ...] = (
     production_of_one_service,
     claims_need_rights,
     enforcement_by_governance,
+    approvals_place_by_change_managers,
     governance_untouched,
     by_governance,
     adds_governance_only,
