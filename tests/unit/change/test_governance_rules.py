@@ -99,6 +99,7 @@ def test_the_chains_run_in_this_order() -> None:
         return [rule.__name__ for rule in rules]
 
     assert names(CREATE_RULES) == [
+        "no_reviews_on_create",
         "raised_by_operator",
         "review_state_on_create",
         "operator_marks_on_create",
@@ -113,6 +114,12 @@ def test_the_chains_run_in_this_order() -> None:
         "requester_immutable",
         "immutable_fields",
         "approvals_append_only",
+        "reviews_append_only",
+        "reviews_by_change_managers",
+        "one_review_at_a_time",
+        "reviews_of_emergencies",
+        "review_alone",
+        "stamp_review",
         "cancel_is_final",
         "too_late_to_cancel",
         "frozen_once_decided",

@@ -199,6 +199,26 @@ class Approval(ApiModel):
     )
 
 
+class Review(ApiModel):
+    """A change manager's review of an emergency change after the fact.
+
+    reviewer and time are stamped by the admission webhook."""
+
+    reviewer: UserName | None = Field(
+        default=None,
+        description=(
+            "Who reviewed, as the API server authenticated them; set by the admission webhook,"
+            " any value written by hand is replaced."
+        ),
+    )
+    note: Annotated[str, Field(min_length=1, max_length=2048)] = Field(
+        description="What the review found: why the emergency was justified, what follows."
+    )
+    time: datetime | None = Field(
+        default=None, description="When the review was recorded; set by the admission webhook."
+    )
+
+
 def _immutable(field: str, required: bool = False) -> dict[str, str]:
     rule = (
         f"self.{field} == oldSelf.{field}"
@@ -243,6 +263,7 @@ class ChangeRequestSpec(ApiModel):
                 fieldPath=".requester",
             ),
             append_only("approvals", "approvals"),
+            append_only("reviews", "reviews"),
             cel(
                 "!(has(oldSelf.cancel) && oldSelf.cancel) || (has(self.cancel) && self.cancel)",
                 "a cancelled change cannot be un-cancelled",
@@ -308,6 +329,15 @@ class ChangeRequestSpec(ApiModel):
     cancel: bool = Field(
         default=False,
         description="Set to true to cancel the change before it rolls out; cannot be undone.",
+    )
+    reviews: list[Review] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Change managers' reviews of an emergency change after the fact, appended one at a"
+            " time (`changegate review`); entries never change. The first marks the change"
+            " reviewed (label changegate.io/review=done)."
+        ),
     )
 
 
@@ -400,6 +430,9 @@ class ChangeRequest(CustomResource):
         PrinterColumn("Target", "string", ".spec.targets[0].name", "First workload changed."),
         PrinterColumn("Requester", "string", ".spec.requester", "Who raised it.", 1),
         PrinterColumn("Summary", "string", ".spec.summary", "What changes.", 1),
+        PrinterColumn(
+            "Reviewed-By", "string", ".spec.reviews[0].reviewer", "Who reviewed it first.", 1
+        ),
         AGE_COLUMN,
     )
 

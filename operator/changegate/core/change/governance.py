@@ -19,6 +19,7 @@ from changegate.api.v1alpha1.changerequest import (
     ApprovalDecision,
     ChangePhase,
     ChangeRequest,
+    Review,
 )
 from changegate.api.v1alpha1.changetemplate import ChangeTemplate
 from changegate.api.v1alpha1.common import ChangeType
@@ -97,6 +98,16 @@ class NewChange:
     policy: ServicePolicy | None
     operator: bool
     may_review: bool = False  # a change manager (or the operator): may set review state
+
+
+def no_reviews_on_create(new: NewChange) -> Verdict | None:
+    """A change is reviewed after it exists, never born reviewed."""
+    if not new.change.spec.reviews:
+        return None
+    return refuse(
+        "ReviewsOnCreate",
+        "a new ChangeRequest carries no reviews; a change manager appends one afterwards",
+    )
 
 
 def raised_by_operator(new: NewChange) -> Verdict | None:
@@ -290,6 +301,86 @@ def approvals_append_only(edit: ChangeEdit) -> Verdict | None:
     )
 
 
+def needs_review(change: ChangeRequest) -> bool:
+    """An emergency change (raised by hand or after a break-glass rollout) that no change
+    manager has reviewed yet: an exception in the compliance report."""
+    return change.spec.type is ChangeType.EMERGENCY and not change.spec.reviews
+
+
+def _added_reviews(edit: ChangeEdit) -> list[Review]:
+    return edit.new.spec.reviews[len(edit.old.spec.reviews) :]
+
+
+def reviews_append_only(edit: ChangeEdit) -> Verdict | None:
+    old = edit.old.spec.reviews
+    if edit.new.spec.reviews[: len(old)] == old:
+        return None
+    return refuse(
+        "ReviewsAppendOnly",
+        "reviews can only be appended: existing entries cannot be changed or removed",
+    )
+
+
+def reviews_by_change_managers(edit: ChangeEdit) -> Verdict | None:
+    """Only a change manager reviews a change after the fact (not the operator either)."""
+    if not _added_reviews(edit) or (edit.may_review and not edit.operator):
+        return None
+    return refuse(
+        "NotAChangeManager",
+        f"only change managers review a change after the fact; {edit.user.username} may not",
+    )
+
+
+def one_review_at_a_time(edit: ChangeEdit) -> Verdict | None:
+    if len(_added_reviews(edit)) <= 1:
+        return None
+    return refuse("OneReviewAtATime", "append one review at a time, as yourself")
+
+
+def reviews_of_emergencies(edit: ChangeEdit) -> Verdict | None:
+    if not _added_reviews(edit) or edit.new.spec.type is ChangeType.EMERGENCY:
+        return None
+    return refuse(
+        "NotAnEmergency",
+        f"ChangeRequest {edit.facts.name} is a {edit.new.spec.type.value} change: only emergency"
+        " changes are reviewed after the fact",
+    )
+
+
+def review_alone(edit: ChangeEdit) -> Verdict | None:
+    """A review changes nothing else in the spec (it passes a frozen spec by itself)."""
+    if not _added_reviews(edit):
+        return None
+    before = edit.old.spec.model_copy(update={"reviews": []}).to_json()
+    if before == edit.new.spec.model_copy(update={"reviews": []}).to_json():
+        return None
+    return refuse(
+        "ReviewAlone", "append a review on its own: change nothing else in the same write"
+    )
+
+
+def _marked_reviewed(change: ChangeRequest) -> dict[str, Any]:
+    if not change.metadata.labels:
+        return {"op": "add", "path": "/metadata/labels", "value": {REVIEW: "done"}}
+    return {"op": "add", "path": "/metadata/labels/changegate.io~1review", "value": "done"}
+
+
+def stamp_review(edit: ChangeEdit) -> Verdict | None:
+    """Who reviewed and when, from the authenticated user; the change is marked reviewed."""
+    if not _added_reviews(edit):
+        return None
+    path = f"/spec/reviews/{len(edit.old.spec.reviews)}"
+    return Verdict(
+        True,
+        reason="ReviewStamped",
+        patch=[
+            {"op": "add", "path": f"{path}/reviewer", "value": edit.user.username},
+            {"op": "add", "path": f"{path}/time", "value": timestamp(edit.now)},
+            _marked_reviewed(edit.new),
+        ],
+    )
+
+
 def cancel_is_final(edit: ChangeEdit) -> Verdict | None:
     if edit.old.spec.cancel and not edit.new.spec.cancel:
         return refuse("CancelIsFinal", "a cancelled change cannot be un-cancelled")
@@ -450,6 +541,7 @@ def stamp_approval(edit: ChangeEdit) -> Verdict:
 
 # The reviews of a ChangeRequest, in order: the first rule that decides wins.
 CREATE_RULES: tuple[Callable[[NewChange], Verdict | None], ...] = (
+    no_reviews_on_create,
     raised_by_operator,
     review_state_on_create,
     operator_marks_on_create,
@@ -464,6 +556,12 @@ UPDATE_RULES: tuple[Callable[[ChangeEdit], Verdict | None], ...] = (
     requester_immutable,
     immutable_fields,
     approvals_append_only,
+    reviews_append_only,
+    reviews_by_change_managers,
+    one_review_at_a_time,
+    reviews_of_emergencies,
+    review_alone,
+    stamp_review,
     cancel_is_final,
     too_late_to_cancel,
     frozen_once_decided,
