@@ -79,6 +79,12 @@ INTAKE_REQUESTS = Counter(
     " unavailable).",
     ["result"],
 )
+PAGERDUTY_WEBHOOKS = Counter(
+    "changegate_pagerduty_webhooks_total",
+    "PagerDuty webhook deliveries to the intake's /pagerduty, by result (applied, ignored,"
+    " unsigned, invalid, stale, unavailable).",
+    ["result"],
+)
 INCIDENTS_OPENED = Counter(
     "changegate_incidents_opened_total",
     "Incidents the controller started to escalate, by service and severity.",

@@ -66,6 +66,10 @@ class Settings:
     intake_service_label: str = "service"
     intake_fallback_service: str = "unrouted-alerts"
     intake_max_body_bytes: int = 32 * 1024 * 1024
+    # PagerDuty webhooks (v3) on the intake's server (POST /pagerduty): the Secret in
+    # `namespace` and its keys, each the signing secret of one webhook subscription.
+    pagerduty_webhook_secret: str = "changegate-pagerduty-webhook"
+    pagerduty_webhook_secret_keys: tuple[str, ...] = ("secret",)
     # PagerDuty Events API v2 (outbound): its base address (tests point it at a local
     # contract server), and how long an endpoint that keeps failing is skipped (its circuit).
     pagerduty_events_url: str = "https://events.pagerduty.com"
@@ -124,6 +128,12 @@ class Settings:
             ),
             intake_max_body_bytes=int(
                 env.get("CHANGEGATE_INTAKE_MAX_BODY_BYTES", cls.intake_max_body_bytes)
+            ),
+            pagerduty_webhook_secret=env.get(
+                "CHANGEGATE_PAGERDUTY_WEBHOOK_SECRET", cls.pagerduty_webhook_secret
+            ),
+            pagerduty_webhook_secret_keys=groups(
+                "CHANGEGATE_PAGERDUTY_WEBHOOK_SECRET_KEYS", cls.pagerduty_webhook_secret_keys
             ),
             pagerduty_events_url=env.get(
                 "CHANGEGATE_PAGERDUTY_EVENTS_URL", cls.pagerduty_events_url

@@ -181,8 +181,8 @@ def external_user_field(act: str) -> Any:
         default=None,
         description=(
             f"Who made {act} in the system named by its via field, as that system names them"
-            " (a team member's username where their email matches the ServiceOnCall's"
-            " contacts). For display; only the controller sets it."
+            " (the team member's username where their ServiceOnCall contacts name them: a"
+            " PagerDuty user ID or email). For display; only the controller sets it."
         ),
     )
 

@@ -13,6 +13,7 @@ restart at any moment ends in the same state. One module per kind or concern:
     sync             the outbox: steps owed to PagerDuty and ServiceNow, delivered and recorded
     schedule         the one scheduler of periodic work (expiry, retention)
     intake           the Alertmanager receiver (HTTPS): alerts into Incidents
+    pagerduty_inbound  PagerDuty webhooks (v3) on the intake's server: acts made there
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from changegate.adapters.notify.secrets import SecretReader
 from changegate.handlers.controller import changerequests, changetemplates, intake, rollouts
 from changegate.handlers.controller.incidents import IncidentWork, jobs
 from changegate.handlers.controller.indexes import Indexes
+from changegate.handlers.controller.pagerduty_inbound import PagerDutyInbound
 from changegate.handlers.controller.paging import Pager
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.schedule import JOBS, Wakeup, run_scheduler
@@ -57,7 +59,8 @@ async def start_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     every = (*JOBS, *jobs(memo.incidents))
     scheduler = run_scheduler(state, Indexes.of(kwargs), every, wakeup)
     state.tasks.append(asyncio.create_task(scheduler))
-    intake_task = await intake.serve(state, Indexes.of(kwargs))
+    inbound = PagerDutyInbound.of(state, Indexes.of(kwargs))
+    intake_task = await intake.serve(state, Indexes.of(kwargs), inbound.routes())
     if intake_task is not None:
         state.tasks.append(intake_task)
     log.info("changegate controller started")

@@ -18,7 +18,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -454,9 +454,15 @@ class Intake:
         return _answer(200, "accepted", "persisted", incidents=incidents)
 
 
-def intake_app(intake: Intake) -> web.Application:
+Route = tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
+
+
+def intake_app(intake: Intake, routes: Sequence[Route] = ()) -> web.Application:
+    """POST /alerts, and the other receivers that share the server (POST path, handler)."""
     app = web.Application(client_max_size=intake.config.max_body_bytes)
     app.router.add_post(PATH, intake.receive)
+    for path, handler in routes:
+        app.router.add_post(path, handler)
     return app
 
 
@@ -481,18 +487,25 @@ async def hold(runner: web.AppRunner, intake: Intake, certificate: ServingCertif
 
 
 async def start_intake(
-    intake: Intake, address: str, port: int, certificate: ServingCertificate
+    intake: Intake,
+    address: str,
+    port: int,
+    certificate: ServingCertificate,
+    routes: Sequence[Route] = (),
 ) -> asyncio.Task[None]:
     """Bind the HTTPS server (failing loudly at start-up) and return the task that holds it."""
-    runner = web.AppRunner(intake_app(intake), access_log=None, shutdown_timeout=10)
+    runner = web.AppRunner(intake_app(intake, routes), access_log=None, shutdown_timeout=10)
     await runner.setup()
     await web.TCPSite(runner, address, port, ssl_context=certificate.context).start()
     log.info("alert intake listening on https://%s:%d%s", address, port, PATH)
     return asyncio.create_task(hold(runner, intake, certificate))
 
 
-async def serve(state: ControllerState, indexes: Indexes) -> asyncio.Task[None] | None:
-    """Start the intake if the settings enable it; the task to cancel at cleanup."""
+async def serve(
+    state: ControllerState, indexes: Indexes, routes: Sequence[Route] = ()
+) -> asyncio.Task[None] | None:
+    """Start the intake, with the other receivers' routes, if the settings enable it; the
+    task to cancel at cleanup."""
     settings = state.settings
     if not settings.intake_enabled:
         return None
@@ -509,4 +522,6 @@ async def serve(state: ControllerState, indexes: Indexes) -> asyncio.Task[None] 
         state.kube, config, lambda: services_from(indexes.service_on_calls), state.clock
     )
     certificate = ServingCertificate(settings.intake_cert_file, settings.intake_key_file)
-    return await start_intake(intake, settings.intake_address, settings.intake_port, certificate)
+    return await start_intake(
+        intake, settings.intake_address, settings.intake_port, certificate, routes
+    )
