@@ -48,7 +48,8 @@ def test_the_dashboard_has_an_incidents_row_from_real_metrics() -> None:
     panels = json.loads(configmap["data"]["changegate.json"])["panels"]
     titles = [p["title"] for p in panels]
     row = titles.index("Incidents")
-    incident_panels = panels[row + 1 :]
+    rows_after = [i for i, p in enumerate(panels) if p["type"] == "row" and i > row]
+    incident_panels = panels[row + 1 : rows_after[0] if rows_after else None]
     assert {p["title"] for p in incident_panels} >= {
         "Open incidents",
         "Incidents opened",
