@@ -8,6 +8,7 @@ restart at any moment ends in the same state. One module per kind or concern:
     changerequests   the ChangeRequest lifecycle        changetemplates  template status and usage
     rollouts         Deployments, StatefulSets, DaemonSets: evidence, emergency and promotion
     serviceoncalls   what runs where and who is on call, on the ServiceOnCall's status
+    dora             each service's DORA figures of the last 30 days: status.dora, gauges
     incidents        the Incident lifecycle, escalation, reassignment, major incidents
     paging           targets made people, pages sent on a service's channels
     sync             the outbox: steps owed to PagerDuty and ServiceNow, delivered and recorded
