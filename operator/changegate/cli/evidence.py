@@ -69,8 +69,8 @@ def review_change(args: argparse.Namespace, connection: Connection) -> None:
 
 def raw_objects(connection: Connection, plural: str) -> Iterator[dict[str, Any]]:
     """Every object of a kind, a page at a time, exactly as stored."""
-    for page in ObjectPages(connection.login.api).pages(plural, RawObject):
-        yield from (item.root for item in page.items)
+    for page in ObjectPages(connection.login.api).pages(plural, dict):
+        yield from page.items
 
 
 def kept(body: dict[str, Any]) -> dict[str, Any]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
-
-from pydantic import BaseModel
 
 from changegate.adapters.kube import Forbidden, ObjectPages
 from changegate.cli.cluster import Connection
@@ -24,7 +23,7 @@ from changegate.cli.errors import CommandError
 from changegate.cli.html_report import render as render_html
 from changegate.cli.meter import Meter
 from changegate.cli.report_page import report_page
-from changegate.cli.report_text import ReportFormat, render
+from changegate.cli.report_text import ReportFormat, chunks
 from changegate.core.report.compliance import compliance_report
 from changegate.core.report.dora import DEFAULT_HORIZON, dora_report
 from changegate.core.report.evidence import (
@@ -42,7 +41,8 @@ from changegate.core.report.evidence import (
 DEFAULT_SPAN = timedelta(days=30)
 _SPAN = re.compile(r"^(\d+)([dwh])$")
 _UNITS = {"d": timedelta(days=1), "w": timedelta(weeks=1), "h": timedelta(hours=1)}
-Item = TypeVar("Item", bound=BaseModel)
+Item = TypeVar("Item")
+PAGE_SIZE = 2000
 
 
 def parse_moment(text: str, now: datetime) -> datetime:
@@ -85,7 +85,7 @@ class Reader:
     """Reads every page of a kind, in the scope's namespaces or cluster-wide."""
 
     def __init__(self, connection: Connection, meter: Meter) -> None:
-        self.pages = ObjectPages(connection.login.api)
+        self.pages = ObjectPages(connection.login.api, PAGE_SIZE)
         self.meter = meter
 
     def read(
@@ -137,7 +137,7 @@ def report_compliance(args: argparse.Namespace, connection: Connection) -> None:
     if html:
         print(page("Compliance report", evidence, period, scope, DEFAULT_HORIZON), end="")
         return
-    print(render(compliance_report(evidence, period, scope), args.output))
+    write(chunks(compliance_report(evidence, period, scope), args.output))
 
 
 def report_dora(args: argparse.Namespace, connection: Connection) -> None:
@@ -147,13 +147,21 @@ def report_dora(args: argparse.Namespace, connection: Connection) -> None:
     if args.output is ReportFormat.HTML:
         print(page("DORA report", evidence, period, scope, horizon), end="")
         return
-    print(render(dora_report(evidence, period, scope, horizon), args.output))
+    write(chunks(dora_report(evidence, period, scope, horizon), args.output))
 
 
 def page(title: str, evidence: Evidence, period: Period, scope: Scope, horizon: timedelta) -> str:
     """`-o html`: the charts, each service's figures of the period, and the exceptions."""
     totals = dora_report(evidence, period, scope, horizon).services
     return render_html(report_page(title, evidence, period, scope, horizon, totals))
+
+
+def write(pieces: Iterable[str]) -> None:
+    """Print a report as it is made, a row at a time, then a newline as print() ends."""
+    out = sys.stdout
+    for piece in pieces:
+        out.write(piece)
+    out.write("\n")
 
 
 def now() -> datetime:

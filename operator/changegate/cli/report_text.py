@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 from changegate.cli.table import format_table, human_duration
 from changegate.core.report.compliance import ComplianceReport
@@ -194,6 +197,8 @@ def plain(value: Any) -> Any:
     """A report's values as JSON values: times in RFC 3339, durations in seconds."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, msgspec.Struct):
+        return {name: plain(getattr(value, name)) for name in value.__struct_fields__}
     if isinstance(value, datetime):
         return when(value)
     if isinstance(value, timedelta):
@@ -203,17 +208,70 @@ def plain(value: Any) -> Any:
     return value
 
 
-def render(report: ComplianceReport | DoraReport, fmt: ReportFormat) -> str:
-    """The report in the chosen text format."""
+def json_item(item: Any) -> str:
+    """One row of a report as `json.dumps(plain(item), indent=2)` writes it, made by msgspec
+    (C, about 30 times faster) where the bytes come out the same: ASCII text, and floats
+    that Python writes without an exponent. Otherwise json itself writes it."""
+    rows = isinstance(item, msgspec.Struct) or dataclasses.is_dataclass(item)
+    if not rows or any(_awkward(getattr(item, n)) for n in _float_fields(item.__class__)):
+        return json.dumps(plain(item), indent=2)
+    data = msgspec.json.format(_ENCODER.encode(item), indent=2)
+    if not data.isascii() or b"\x7f" in data:  # json escapes these, msgspec does not
+        return json.dumps(plain(item), indent=2)
+    return data.decode()
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _awkward(value: Any) -> bool:
+    return value is not None and value != 0 and not 1e-4 <= abs(value) < 1e16
+
+
+@functools.cache
+def _float_fields(kind: Any) -> tuple[str, ...]:
+    """The fields of a row type that may hold a float."""
+    if issubclass(kind, msgspec.Struct):
+        typed = [(f.name, f.type) for f in msgspec.structs.fields(kind)]
+    else:
+        typed = [(f.name, f.type) for f in dataclasses.fields(kind)]
+    return tuple(name for name, type_ in typed if "float" in str(type_))
+
+
+def json_chunks(report: ComplianceReport | DoraReport) -> Iterator[str]:
+    """The report as `json.dumps(plain(report), indent=2)` writes it, a row at a time, so
+    that 100,000 rows are never one string."""
+    for index, field in enumerate(dataclasses.fields(report)):
+        value = getattr(report, field.name)
+        yield ("{" if index == 0 else ",") + f"\n  {json.dumps(field.name)}: "
+        if isinstance(value, tuple) and value:
+            for number, item in enumerate(value):
+                shown = json_item(item)
+                yield ("[" if number == 0 else ",") + "\n    " + shown.replace("\n", "\n    ")
+            yield "\n  ]"
+        else:
+            yield json.dumps(plain(value), indent=2).replace("\n", "\n  ")
+    yield "\n}"
+
+
+def chunks(report: ComplianceReport | DoraReport, fmt: ReportFormat) -> Iterator[str]:
+    """The report in the chosen text format, in pieces to write one after another."""
     if fmt is ReportFormat.JSON:
-        return json.dumps(plain(report), indent=2)
+        yield from json_chunks(report)
+        return
     sections = (
         compliance_sections(report)
         if isinstance(report, ComplianceReport)
         else dora_sections(report)
     )
     if fmt is ReportFormat.CSV:
-        return as_csv(sections)
-    if fmt is ReportFormat.MARKDOWN:
-        return as_markdown(sections)
-    return as_table(sections)
+        yield as_csv(sections)
+    elif fmt is ReportFormat.MARKDOWN:
+        yield as_markdown(sections)
+    else:
+        yield as_table(sections)
+
+
+def render(report: ComplianceReport | DoraReport, fmt: ReportFormat) -> str:
+    """The report in the chosen text format."""
+    return "".join(chunks(report, fmt))

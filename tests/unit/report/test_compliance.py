@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from msgspec.structs import replace
+
 from changegate.core.report.compliance import ExceptionKind, compliance_report
 from changegate.core.report.evidence import Evidence, Scope
 from tests.unit.report.builders import WEEK, at, change, record
@@ -58,11 +60,8 @@ def test_rows_are_the_production_rollouts_of_the_period_oldest_first() -> None:
 
 def test_approvals_carry_their_times_from_the_change() -> None:
     base = evidence()
-    r1 = base.records[1].model_copy(
-        update={
-            "spec": base.records[1].spec.model_copy(update={"approvers": ("change-manager-1",)})
-        }
-    )
+    spec = replace(base.records[1].spec, approvers=("change-manager-1",))
+    r1 = replace(base.records[1], spec=spec)
     report = compliance_report(Evidence((r1,), base.changes), WEEK)
     assert [(a.approver, a.time) for a in report.rows[0].approvals] == [("change-manager-1", at(2))]
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+import msgspec
+
 from changegate.core.report.dora import lead_time_seconds
 from changegate.core.report.evidence import (
     AUDIT_ONLY,
@@ -26,14 +28,15 @@ from changegate.core.report.evidence import (
 )
 
 
-@dataclass(frozen=True)
-class ApprovalSeen:
+# The report's rows are msgspec structs, not dataclasses: a year of a large cluster is
+# 100,000 rows, which they build several times faster, keep in less memory, and which
+# `-o json` encodes in C.
+class ApprovalSeen(msgspec.Struct, frozen=True, gc=False):
     approver: str
     time: datetime | None
 
 
-@dataclass(frozen=True)
-class ComplianceRow:
+class ComplianceRow(msgspec.Struct, frozen=True, gc=False):
     """One rollout and the evidence behind it."""
 
     record: str
@@ -68,8 +71,7 @@ class ExceptionKind(StrEnum):
     FAILED_ROLLOUT = "FailedRollout"
 
 
-@dataclass(frozen=True)
-class ComplianceException:
+class ComplianceException(msgspec.Struct, frozen=True, gc=False):
     kind: ExceptionKind
     subject: str
     """The DeploymentRecord, or namespace/name of the ChangeRequest."""
@@ -78,8 +80,7 @@ class ComplianceException:
     detail: str
 
 
-@dataclass(frozen=True)
-class Running:
+class Running(msgspec.Struct, frozen=True, gc=False):
     """What runs in one workload of a service's environment now, since when, under what."""
 
     service: str

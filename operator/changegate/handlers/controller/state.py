@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -23,7 +23,15 @@ from changegate.settings import Settings
 log = logging.getLogger("changegate.handlers.controller")
 _audit_log = logging.getLogger("changegate.audit")
 
-M = TypeVar("M", bound=BaseModel)
+
+class Parsed(Protocol):
+    """A model parse() can build: the API's pydantic models and core.report's slim structs."""
+
+    @classmethod
+    def model_validate(cls, obj: Any) -> Self: ...
+
+
+M = TypeVar("M", bound=Parsed)
 
 
 def utc_now() -> dt.datetime:
