@@ -208,20 +208,39 @@ def plain(value: Any) -> Any:
     return value
 
 
-def json_item(item: Any) -> str:
-    """One row of a report as `json.dumps(plain(item), indent=2)` writes it, made by msgspec
-    (C, about 30 times faster) where the bytes come out the same: ASCII text, and floats
-    that Python writes without an exponent. Otherwise json itself writes it."""
-    rows = isinstance(item, msgspec.Struct) or dataclasses.is_dataclass(item)
-    if not rows or any(_awkward(getattr(item, n)) for n in _float_fields(item.__class__)):
-        return json.dumps(plain(item), indent=2)
-    data = msgspec.json.format(_ENCODER.encode(item), indent=2)
-    if not data.isascii() or b"\x7f" in data:  # json escapes these, msgspec does not
-        return json.dumps(plain(item), indent=2)
-    return data.decode()
+def json_items(items: Sequence[Any]) -> Iterator[str]:
+    """A list's items as `json.dumps(plain(items), indent=2)` writes them between its
+    brackets (indented by two), in pieces of up to BATCH items, each piece opening with its first item's
+    newline. msgspec writes a piece (in C, about 30 times faster) where its bytes come out
+    the same: ASCII text, and floats that Python writes without an exponent; json writes
+    the items of any other piece one at a time."""
+    for start in range(0, len(items), BATCH):
+        batch = items[start : start + BATCH]
+        fast = _msgspec_items(batch)
+        if fast is not None:
+            yield fast
+            continue
+        yield ",".join("\n" + json.dumps(plain(i), indent=2) for i in batch).replace("\n", "\n  ")
 
 
+BATCH = 500
 _ENCODER = msgspec.json.Encoder()
+
+
+def _msgspec_items(batch: Sequence[Any]) -> str | None:
+    if not all(_plain_floats(item) for item in batch):
+        return None
+    data = msgspec.json.format(_ENCODER.encode(batch), indent=2)
+    if not data.isascii() or b"\x7f" in data:  # json escapes these, msgspec does not
+        return None
+    return data[1:-2].decode()  # between "[" and "\n]"
+
+
+def _plain_floats(item: Any) -> bool:
+    """A row whose floats Python writes as msgspec does (no exponent)."""
+    if not isinstance(item, msgspec.Struct) and not dataclasses.is_dataclass(item):
+        return False
+    return not any(_awkward(getattr(item, name)) for name in _float_fields(item.__class__))
 
 
 def _awkward(value: Any) -> bool:
@@ -239,15 +258,14 @@ def _float_fields(kind: Any) -> tuple[str, ...]:
 
 
 def json_chunks(report: ComplianceReport | DoraReport) -> Iterator[str]:
-    """The report as `json.dumps(plain(report), indent=2)` writes it, a row at a time, so
-    that 100,000 rows are never one string."""
+    """The report as `json.dumps(plain(report), indent=2)` writes it, some rows at a time,
+    so that 100,000 rows are never one string."""
     for index, field in enumerate(dataclasses.fields(report)):
         value = getattr(report, field.name)
         yield ("{" if index == 0 else ",") + f"\n  {json.dumps(field.name)}: "
         if isinstance(value, tuple) and value:
-            for number, item in enumerate(value):
-                shown = json_item(item)
-                yield ("[" if number == 0 else ",") + "\n    " + shown.replace("\n", "\n    ")
+            for number, piece in enumerate(json_items(value)):
+                yield ("[" if number == 0 else ",") + piece.replace("\n", "\n  ")
             yield "\n  ]"
         else:
             yield json.dumps(plain(value), indent=2).replace("\n", "\n  ")

@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
+import pytest
+
 from changegate.adapters.kube import ObjectPages
+from changegate.cli import report_text
 from changegate.cli.meter import Meter
 from changegate.cli.report import Reader, read_evidence
 from changegate.cli.report_text import ReportFormat, json_chunks, plain, render
@@ -181,9 +184,14 @@ def test_snake_case_keys_and_datetimes_build_the_same_struct() -> None:
     assert again == spec
 
 
-def test_streamed_json_is_what_json_dumps_wrote() -> None:
+@pytest.mark.parametrize("batch", [1, 2, 500])
+def test_streamed_json_is_what_json_dumps_wrote(batch: int, monkeypatch: Any) -> None:
+    monkeypatch.setattr(report_text, "BATCH", batch)
     odd = record("café-rollout", 3, change="chg-ü", lead_hours=0.00000001)
-    records = (record("a", 1, change="c1", lead_hours=3), odd, record("b", 5, result="Failed"))
+    records = (
+        record("a", 1, change="c1", lead_hours=3), odd, record("b", 5, result="Failed"),
+        record("c", 6, lead_hours=2), record("d", 7, lead_hours=1),
+    )  # fmt: skip
     changes = (change("c1", 0, approvals=[{"approver": "cm", "decision": "Approved",
                                            "time": at(0.5).isoformat()}]),
                change("emg", 2, type_="Emergency"))  # fmt: skip
