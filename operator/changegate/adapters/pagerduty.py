@@ -111,7 +111,9 @@ def trigger_event(incident: Incident, soc: ServiceOnCall, routing_key: str) -> d
         "payload": payload,
         "client": CLIENT,
     }
-    links = links_of(incident.status.dashboards, incident.status.runbooks)
+    # The incident's own links (from its alerts), else the service's.
+    status, spec = incident.status, soc.spec
+    links = links_of(status.dashboards or spec.dashboards, status.runbooks or spec.runbooks)
     return event | ({"links": links} if links else {})
 
 

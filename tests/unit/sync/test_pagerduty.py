@@ -135,6 +135,13 @@ def test_follow_ups_reuse_the_routing_key_and_dedup_key(action: str) -> None:
     assert event == {"routing_key": KEY, "event_action": action, "dedup_key": UID}
 
 
+def test_nothing_is_planned_before_the_first_pass_settled_the_status() -> None:
+    fresh = incident().model_copy(
+        update={"status": incident().status.model_copy(update={"triggered_time": None})}
+    )
+    assert pagerduty_steps(fresh) == []
+
+
 def test_a_long_summary_is_cut_to_pagerdutys_bound() -> None:
     event = trigger_event(incident(summary="x" * 1024), service_on_call(), KEY)
     assert validate_event(event) == []

@@ -30,7 +30,12 @@ def resolved_here(incident: Incident) -> bool:
 
 
 def pagerduty_steps(incident: Incident) -> list[str]:
-    """trigger; acknowledge once acknowledged here; resolve once resolved here; in that order."""
+    """trigger; acknowledge once acknowledged here; resolve once resolved here; in that order.
+
+    Nothing until the controller's first pass has settled the status (its trigger time,
+    dashboards, runbooks and suspect changes), so the trigger carries them."""
+    if incident.status.triggered_time is None:
+        return []
     steps = [TRIGGER]
     if acknowledged_here(incident):
         steps.append(ACKNOWLEDGE)
