@@ -17,7 +17,11 @@ from changegate.api.v1alpha1.incident import Incident
 from changegate.api.v1alpha1.serviceoncall import DoraMetrics, ServiceOnCall
 from changegate.core.report.evidence import Record
 from changegate.handlers.controller import dora
-from changegate.handlers.controller.indexes import Indexes
+from changegate.handlers.controller.indexes import (
+    Indexes,
+    RecordFact,
+    production_records_by_service,
+)
 from changegate.handlers.controller.state import ControllerState
 from changegate.settings import Role, Settings
 from tests.unit.builders import NOW, at, iso, service_on_call
@@ -70,7 +74,9 @@ def indexes(records: list[Record], incidents: list[Incident] = ()) -> Indexes:  
         {name: {} for name in names}
         | {
             "service_on_calls": {("dora-pay", SOC.metadata.name): [SOC]},
-            "production_records_by_service": {SERVICE: records} if records else {},
+            "production_records_by_service": (
+                {SERVICE: [RecordFact.of(r) for r in records]} if records else {}
+            ),
             "incidents_by_name": {("dora-pay", i.metadata.name): [i] for i in incidents},
         }
     )
@@ -167,3 +173,31 @@ def test_the_newest_evidence_is_a_record_written_or_a_cause_confirmed() -> None:
     assert dora.newest_evidence(SERVICE, indexes(RECORDS)) == at(-23)
     assert dora.newest_evidence(SERVICE, indexes(RECORDS, [CAUSE])) == at(-21)
     assert dora.newest_evidence(SERVICE, indexes([])) is None
+
+
+def test_a_fact_keeps_every_field_the_figures_read() -> None:
+    full = record(
+        "r9", -1, "Failed", admission="Rollback", changeType="Emergency",
+        changeRequest={"name": "fix", "namespace": "dora-pay-prod"},
+        source={"commit": "abc", "commitTime": iso(at(-3))}, leadTimeSeconds=7200,
+        images=[{"container": "api", "image": "registry.example.com/api:1"}], deployer="dev-1",
+    )  # fmt: skip
+    back = RecordFact.of(full).record()
+    assert back.metadata == full.metadata
+    assert back.spec.model_dump(exclude={"images", "deployer", "source"}) == full.spec.model_dump(
+        exclude={"images", "deployer", "source"}
+    )
+    assert back.spec.source is not None
+    assert back.spec.source.commit_time == at(-3)
+
+
+def test_the_index_keeps_production_records_only() -> None:
+    body = {
+        "metadata": {"name": "r1"},
+        "spec": RECORDS[0].spec.model_dump(mode="json", by_alias=True),
+    }
+    index: Any = production_records_by_service  # Kopf's decorated function, called as Kopf does
+    fact = index(body)[SERVICE]
+    assert (fact.name, fact.finish, fact.lead_time_seconds) == ("r1", at(-48), 3600)
+    body["spec"]["production"] = False
+    assert index(body) == {}

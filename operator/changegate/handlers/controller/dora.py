@@ -83,15 +83,15 @@ def changes_behind(records: Iterable[Record], indexes: Indexes) -> tuple[Change,
 
 
 def evidence_of(service: str, indexes: Indexes, since: dt.datetime) -> Evidence:
-    """What the service's figures read: its production records, their changes, its incidents."""
-    records = tuple(indexes.production_records(service))
-    recent = [r for r in records if r.spec.finish_time >= since]
+    """What the service's figures read: its production records of the period (earlier ones
+    never decide the period's figures), their changes, its incidents."""
+    recent = tuple(f.record() for f in indexes.production_records(service) if f.finish >= since)
     incidents = tuple(
         Incident.model_validate(i.to_json())
         for i in indexes.all_incidents()
         if i.spec.service == service
     )
-    return Evidence(records, changes_behind(recent, indexes), incidents)
+    return Evidence(recent, changes_behind(recent, indexes), incidents)
 
 
 def service_figures(service: str, indexes: Indexes, now: dt.datetime) -> DoraFigures:
@@ -139,11 +139,7 @@ def forget(service: str) -> None:
 
 def newest_evidence(service: str, indexes: Indexes) -> dt.datetime | None:
     """When the newest record of the service was written, or an incident's cause confirmed."""
-    moments = [
-        r.metadata.creation_timestamp
-        for r in indexes.production_records(service)
-        if r.metadata.creation_timestamp is not None
-    ]
+    moments = [f.created for f in indexes.production_records(service) if f.created is not None]
     moments += [
         i.spec.cause_confirmed_time
         for i in indexes.all_incidents()

@@ -9,6 +9,7 @@ that exist") instead of walking Kopf's stores.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,11 +123,72 @@ def deployments_by_service(body: kopf.Body, **_: Any) -> dict[str, DeploymentFac
     return {record.spec.service: fact_of(record)} if record else {}
 
 
+@dataclass(frozen=True, slots=True)
+class RecordFact:
+    """A production DeploymentRecord reduced to what the DORA figures read.
+
+    The controller holds one for every record: a few hundred bytes each (repeated
+    strings interned), where even the reports' slim model takes about 5 KB.
+    """
+
+    name: str
+    created: dt.datetime | None
+    service: str
+    environment: str
+    namespace: str
+    workload: tuple[str, str]
+    admission: str
+    change_type: str | None
+    change: tuple[str, str] | None
+    start: dt.datetime
+    finish: dt.datetime
+    result: str
+    lead_time_seconds: int | None
+    commit_time: dt.datetime | None
+
+    @classmethod
+    def of(cls, record: ReportRecord) -> RecordFact:
+        spec, ref = record.spec, record.spec.change_request
+        return cls(
+            record.name,
+            record.metadata.creation_timestamp,
+            sys.intern(spec.service),
+            sys.intern(spec.environment),
+            sys.intern(spec.namespace),
+            (sys.intern(spec.workload.kind), sys.intern(spec.workload.name)),
+            sys.intern(spec.admission),
+            sys.intern(spec.change_type) if spec.change_type else None,
+            (sys.intern(ref.namespace or ""), ref.name) if ref else None,
+            spec.start_time,
+            spec.finish_time,
+            sys.intern(spec.result),
+            spec.lead_time_seconds,
+            spec.source.commit_time if spec.source else None,
+        )
+
+    def record(self) -> ReportRecord:
+        """The record as core.report reads it (images and people left out: DORA needs none)."""
+        change = {"name": self.change[1], "namespace": self.change[0]} if self.change else None
+        spec = {
+            "service": self.service, "environment": self.environment,
+            "namespace": self.namespace, "production": True,
+            "workload": {"kind": self.workload[0], "name": self.workload[1]},
+            "admission": self.admission, "change_type": self.change_type,
+            "change_request": change, "start_time": self.start, "finish_time": self.finish,
+            "result": self.result, "lead_time_seconds": self.lead_time_seconds,
+            "source": {"commit_time": self.commit_time} if self.commit_time else None,
+        }  # fmt: skip
+        metadata = {"name": self.name, "creation_timestamp": self.created}
+        return ReportRecord.model_validate({"metadata": metadata, "spec": spec})
+
+
 @kopf.index(GROUP, VERSION, "deploymentrecords", registry=registry)
-def production_records_by_service(body: kopf.Body, **_: Any) -> dict[str, ReportRecord]:
-    """Each production DeploymentRecord, slim, under its service: what DORA figures read."""
+def production_records_by_service(body: kopf.Body, **_: Any) -> dict[str, RecordFact]:
+    """Each production DeploymentRecord, as a fact, under its service: what DORA reads."""
     record = parse(ReportRecord, body)
-    return {record.spec.service: record} if record and record.spec.production else {}
+    if record is None or not record.spec.production:
+        return {}
+    return {record.spec.service: RecordFact.of(record)}
 
 
 @kopf.index(GROUP, VERSION, "changerequests", registry=registry)
@@ -343,6 +405,6 @@ class Indexes:
     def deployment_facts(self, service: str) -> list[DeploymentFact]:
         return list(self.deployments.get(service) or ())
 
-    def production_records(self, service: str) -> list[ReportRecord]:
-        """The service's production DeploymentRecords, as the reports read them."""
+    def production_records(self, service: str) -> list[RecordFact]:
+        """The service's production DeploymentRecords, as facts."""
         return list(self.production_records_by_service.get(service) or ())
