@@ -33,7 +33,7 @@ from changegate.api.v1alpha1 import (
 from changegate.cli.cluster import FIELD_MANAGER, Connection, print_warning
 from changegate.cli.errors import CommandError, ExitCode
 from changegate.cli.formats import OutputFormat, dump
-from changegate.cli.summary import timestamp
+from changegate.cli.summary import sync_lines, timestamp
 from changegate.cli.table import UNKNOWN, format_table, human_duration
 
 COLUMNS = ("NAME", "SERVICE", "SEVERITY", "PHASE", "AGE", "ACKNOWLEDGED BY")
@@ -217,6 +217,7 @@ def describe_incident(incident: Incident) -> list[str]:
         *_headline(incident),
         *_people(incident),
         *_times(incident),
+        *sync_lines(incident.status.sync, incident.status.external_ticket),
         *_sections(incident),
     ]
 

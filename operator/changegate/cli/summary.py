@@ -1,19 +1,26 @@
 """`changegate status` for people, and the progress lines `--wait` prints.
 
 A kubectl-describe-like page of one change (phase, approvals, targets,
-rollouts, lead time, audit trail), and a Progress that reports only what is
-new each time the watch sees the change again. Pure: models in, text out.
+rollouts, delivery to external systems, lead time, audit trail), and a
+Progress that reports only what is new each time the watch sees the change
+again. Pure: models in, text out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from changegate.api.v1alpha1 import ChangeRequest, ChangeTarget, ChangeType, Rollout
-from changegate.cli.table import approvals_text, human_duration, phase_text
+from changegate.api.v1alpha1.common import ExternalTicket, SyncState
+from changegate.cli.table import approvals_text, format_table, human_duration, phase_text
 
 LABEL_WIDTH = 14
+SYNC_COLUMNS = (
+    "SYSTEM", "DELIVERED", "REFUSED", "ATTEMPTS", "NEXT ATTEMPT", "TICKET", "LAST ERROR",
+)  # fmt: skip
+SHOWN_STEPS = 3  # a long ServiceNow outbox (one step per note) shows its latest steps
 
 
 def timestamp(moment: datetime | None) -> str:
@@ -47,6 +54,49 @@ def rollout_line(rollout: Rollout) -> str:
 def approvals_line(change: ChangeRequest) -> str:
     approvers = change.status.approved_by
     return approvals_text(change) + (f" ({', '.join(approvers)})" if approvers else "")
+
+
+def steps_text(steps: Sequence[str]) -> str:
+    """The latest steps, oldest first, and how many came before them."""
+    if not steps:
+        return "-"
+    earlier = len(steps) - SHOWN_STEPS
+    shown = ", ".join(steps[-SHOWN_STEPS:])
+    return f"+{earlier} earlier, {shown}" if earlier > 0 else shown
+
+
+def ticket_of(state: SyncState, ticket: ExternalTicket | None) -> tuple[str | None, str | None]:
+    """The ticket's number and link: status.externalTicket's for its system, else the outbox's."""
+    if ticket is not None and ticket.system is state.system:
+        return ticket.id, ticket.url or state.ticket_url
+    return state.ticket_id, state.ticket_url
+
+
+def sync_row(state: SyncState, ticket: ExternalTicket | None) -> list[str]:
+    number, _ = ticket_of(state, ticket)
+    return [
+        state.system.value,
+        steps_text(state.delivered),
+        steps_text(state.failed),
+        str(state.attempts),
+        timestamp(state.next_attempt_time),
+        number or "-",
+        state.last_error or "-",
+    ]
+
+
+def sync_lines(states: Sequence[SyncState], ticket: ExternalTicket | None) -> list[str]:
+    """The "Sync:" section of `incident show` and `status`: each external system's outbox
+    (steps delivered and refused, failed attempts, next try, ticket, last error), then links."""
+    if not states:
+        return []
+    table = format_table(SYNC_COLUMNS, [sync_row(s, ticket) for s in states])
+    links = [(s.system.value, *ticket_of(s, ticket)) for s in states]
+    return [
+        "Sync:",
+        *(f"  {line}" for line in table),
+        *(f"  {system} {number or 'ticket'}: {url}" for system, number, url in links if url),
+    ]
 
 
 def describe_change(change: ChangeRequest) -> list[str]:
@@ -88,6 +138,7 @@ def describe_change(change: ChangeRequest) -> list[str]:
         lines.append(field_line("Review", "not yet reviewed (changegate review NAME --note ...)"))
     if status.rollouts:
         lines += ["Rollouts:", *(rollout_line(r) for r in status.rollouts)]
+    lines += sync_lines(status.sync, status.external_ticket)
     if status.conditions:
         lines.append("Conditions:")
         lines += [f"  {c.type}={c.status.value} {c.reason}: {c.message}" for c in status.conditions]
