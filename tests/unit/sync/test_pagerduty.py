@@ -96,7 +96,39 @@ RESOLUTION = {"code": "Fixed", "note": "rolled back", "resolvedBy": "product-dev
 def test_the_plan_follows_the_incident_and_skips_what_came_from_pagerduty(
     spec: dict[str, Any], steps: list[str]
 ) -> None:
-    assert pagerduty_steps(incident(**spec)) == steps
+    assert pagerduty_steps(synced(incident(**spec), TRIGGERED)) == steps
+
+
+def synced(shown: Incident, state: dict[str, Any] | None) -> Incident:
+    """The Incident with PagerDuty's outbox in status.sync as `state` (None: never tried)."""
+    sync = [] if state is None else [{"system": "PagerDuty", "key": UID, **state}]
+    status = shown.status.model_validate({**shown.status.to_json(), "sync": sync})
+    return shown.model_copy(update={"status": status})
+
+
+TRIED = {"lastAttemptTime": "2026-11-17T10:02:31Z"}
+TRIGGERED = {"delivered": ["trigger"], **TRIED}
+
+
+@pytest.mark.parametrize(
+    ("spec", "state", "steps"),
+    [
+        # PagerDuty turned on after the Incident closed: never paged, never resolved there
+        ({"resolution": RESOLUTION}, None, []),
+        ({"acknowledgements": [ACK], "resolution": RESOLUTION}, None, []),
+        # tried, success unrecorded (a kill between call and status): resolve what may be open
+        ({"resolution": RESOLUTION}, {"attempts": 2, **TRIED}, ["resolve"]),
+        ({"resolution": RESOLUTION}, {"failed": ["trigger"], **TRIED}, ["resolve"]),
+        ({"resolution": {**RESOLUTION, "via": "PagerDuty"}}, TRIED, []),
+        # open ones are still paged when PagerDuty is turned on
+        ({"acknowledgements": [ACK]}, None, ["trigger", "acknowledge"]),
+        ({"acknowledgements": [], "resolution": RESOLUTION}, TRIGGERED, ["trigger", "resolve"]),
+    ],
+)
+def test_an_incident_resolved_before_pagerduty_heard_of_it_is_not_triggered(
+    spec: dict[str, Any], state: dict[str, Any] | None, steps: list[str]
+) -> None:
+    assert pagerduty_steps(synced(incident(**spec), state)) == steps
 
 
 @pytest.mark.parametrize(
