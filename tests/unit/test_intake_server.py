@@ -28,11 +28,13 @@ from changegate.handlers.controller.intake import (
     PATH,
     Intake,
     IntakeConfig,
+    LiveServices,
     Services,
     authorized,
     group_hash,
     intake_app,
 )
+from tests.unit.builders import service_on_call
 from tests.unit.incident.builders import DIRECTORY, T0, alert, body
 
 TOKEN = "s3cret-token-value"
@@ -117,7 +119,12 @@ class FakeApiServer:
 Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
 
 
-def run(api: FakeApiServer, test: Callable[[Call], Awaitable[None]], limit: int = 1 << 20) -> None:
+def run(
+    api: FakeApiServer,
+    test: Callable[[Call], Awaitable[None]],
+    limit: int = 1 << 20,
+    opened: Callable[[str, str], None] | None = None,
+) -> None:
     config = IntakeConfig(
         routing=RoutingConfig(fallback_service="platform"),
         namespace=RELEASE,
@@ -125,7 +132,8 @@ def run(api: FakeApiServer, test: Callable[[Call], Awaitable[None]], limit: int 
         token_key="token",
         max_body_bytes=limit,
     )
-    intake = Intake(api, config, lambda: Services(DIRECTORY, NAMESPACES), lambda: T0)
+    services = Services(DIRECTORY, NAMESPACES)
+    intake = Intake(api, config, lambda: services, lambda: T0, opened=opened)
 
     async def scenario() -> None:
         async with TestClient(TestServer(intake_app(intake))) as client:
@@ -387,3 +395,40 @@ def test_accepted_posts_are_counted() -> None:
 
     run(api, test)
     assert requests("accepted") == before + 1
+
+
+def test_each_opened_incident_is_handed_to_paging_once_persisted() -> None:
+    """The pager is kicked from the intake's own result (not the watch), once per episode."""
+    api = FakeApiServer()
+    kicked: list[tuple[str, str, bool]] = []
+
+    def opened(namespace: str, name: str) -> None:
+        persisted = bool(api.objects[(namespace, name)]["status"].get("alerts"))
+        kicked.append((namespace, name, persisted))
+
+    async def test(call: Call) -> None:
+        await call(body(alert("a1")))
+        await call(body(alert("a1")))  # Alertmanager HA's duplicate
+        await call(body(alert("a1", ends=5)))
+        await call(body(alert("a1", starts=10)))  # the next episode
+
+    run(api, test, opened=opened)
+    first, second = (i["metadata"]["name"] for i in api.incidents())
+    assert kicked == [("payments-prod", first, True), ("payments-prod", second, True)]
+
+
+def test_the_live_services_are_built_again_only_when_a_service_on_call_changed() -> None:
+    """The index holds a new object per change: same objects, same directory; new, rebuilt."""
+    payments = service_on_call(service="payments", namespace="payments-prod")
+    store: dict[Any, list[Any]] = {("payments-prod", "payments"): [payments]}
+    live = LiveServices(store)
+    first = live()
+    assert live() is first
+    assert first.namespaces == {"payments": "payments-prod"}
+    store[("checkout-prod", "checkout")] = [service_on_call(service="checkout", namespace="c")]
+    assert live().namespaces == {"payments": "payments-prod", "checkout": "c"}
+    moved = service_on_call(service="payments", namespace="payments-new")
+    store[("payments-prod", "payments")] = [moved]
+    assert live().namespaces["payments"] == "payments-new"
+    del store[("checkout-prod", "checkout")]
+    assert live().directory.named("checkout") is None

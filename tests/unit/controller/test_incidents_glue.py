@@ -7,7 +7,9 @@ not sent (the channels have their own tests), except through a fake pager.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+from types import SimpleNamespace
 from typing import Any
 
 from changegate.api.v1alpha1 import ServiceOnCall
@@ -24,6 +26,7 @@ from changegate.core.ports import PageOutcome
 from changegate.handlers.controller.incidents import (
     MAJOR_PAGED,
     REASSIGNED,
+    IncidentWork,
     due_of,
     next_batch,
     settled,
@@ -289,3 +292,37 @@ def test_the_pager_runs_one_pass_at_a_time_and_once_more_for_what_came_meanwhile
         return seen
 
     assert asyncio.run(scenario()) == ["start", "end", "start", "end"]
+
+
+class KickRecorder:
+    """A pager and a scheduler wakeup that note what an Incident event asked of them."""
+
+    def __init__(self) -> None:
+        self.kicked: list[object] = []
+        self.woken: list[dt.datetime] = []
+
+    def kick(self, key: object, _: object) -> None:
+        self.kicked.append(key)
+
+    def due_at(self, at: dt.datetime) -> None:
+        self.woken.append(at)
+
+
+def test_an_event_kicks_a_pass_only_when_one_is_owed_and_wakes_the_scheduler_for_later() -> None:
+    """A new Incident is paged at once; the echo of the pass's own write (next step in 5
+    minutes) costs no read, only the scheduler's wakeup; one the index lacks is read anyway."""
+    paged = sent_to(incident(), directory(PAYMENTS), T0)
+    store: dict[Any, list[Incident]] = {("payments-ns", "new"): [incident()]}
+    store[("payments-ns", "paged")] = [paged]
+    recorder = KickRecorder()
+    state = SimpleNamespace(clock=lambda: T0)
+    work = IncidentWork(
+        state,  # type: ignore[arg-type]
+        dataclasses.replace(indexes(PAYMENTS), incidents=store),
+        recorder,  # type: ignore[arg-type]
+        recorder,  # type: ignore[arg-type]
+    )
+    for name in ("new", "paged", "unparsable"):
+        work.kick_if_owed("payments-ns", name)
+    assert recorder.kicked == [("payments-ns", "new"), ("payments-ns", "unparsable")]
+    assert recorder.woken == [T0 + dt.timedelta(seconds=300)]

@@ -3,7 +3,8 @@
 A channel asks for keys by its own names (Slack: `url`; the webhook: `url` and
 `signingKey`) and gets one SecretValue, which never prints its values. The
 client blocks, so async callers use `read`, which runs it in a thread. A
-failure names the Secret and key, never a value.
+failure names the Secret and key, never a value. `BriefCache` keeps what was
+read for a few seconds, so a burst of pages does not read the same Secret for each.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from kubernetes import client
 
@@ -71,3 +74,35 @@ class SecretReader:
             raise SecretUnavailable(f"cannot read Secret {namespace}/{name}: {error}") from error
         data: Mapping[str, str | bytes] | None = secret.data
         return data
+
+
+class Source(Protocol):
+    """What BriefCache wraps (SecretReader fits)."""
+
+    async def read(self, namespace: str, refs: Mapping[str, SecretKeyRef]) -> SecretValue: ...
+
+
+class BriefCache:
+    """Secret keys read once per `ttl` seconds for the same namespace and references.
+
+    Only successful reads are kept (a missing Secret is looked for again on the next page),
+    in memory only; a rotated Secret is picked up within `ttl`.
+    """
+
+    def __init__(
+        self, source: Source, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.source = source
+        self.ttl = ttl
+        self.clock = clock
+        self._kept: dict[tuple[str, tuple[tuple[str, str, str], ...]], tuple[float, SecretValue]]
+        self._kept = {}
+
+    async def read(self, namespace: str, refs: Mapping[str, SecretKeyRef]) -> SecretValue:
+        key = (namespace, tuple(sorted((n, r.name, r.key) for n, r in refs.items())))
+        kept = self._kept.get(key)
+        if kept is not None and self.clock() - kept[0] < self.ttl:
+            return kept[1]
+        value = await self.source.read(namespace, refs)
+        self._kept[key] = (self.clock(), value)
+        return value

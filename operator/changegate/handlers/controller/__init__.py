@@ -25,7 +25,7 @@ from typing import Any
 import kopf
 
 from changegate.adapters.kube import KubeAdapter, api_client
-from changegate.adapters.notify.secrets import SecretReader
+from changegate.adapters.notify.secrets import BriefCache, SecretReader
 from changegate.handlers.controller import changerequests, changetemplates, intake, rollouts
 from changegate.handlers.controller.incidents import IncidentWork, jobs
 from changegate.handlers.controller.indexes import Indexes
@@ -52,7 +52,8 @@ async def start_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     state.runner = await serve_probes_and_metrics(
         settings.health_address, settings.metrics_port, lambda: True
     )
-    pager = Pager(state.kube, SecretReader(state.kube.core.api_client), state.clock)
+    secrets = BriefCache(SecretReader(state.kube.core.api_client))  # one read per burst
+    pager = Pager(state.kube, secrets, state.clock)
     pager.bind()
     memo.sync = start_sync(state, Indexes.of(kwargs), pager.kick)
     wakeup = Wakeup()
@@ -61,7 +62,8 @@ async def start_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     scheduler = run_scheduler(state, Indexes.of(kwargs), every, wakeup)
     state.tasks.append(asyncio.create_task(scheduler))
     inbound = PagerDutyInbound.of(state, Indexes.of(kwargs))
-    intake_task = await intake.serve(state, Indexes.of(kwargs), inbound.routes())
+    routes = inbound.routes()
+    intake_task = await intake.serve(state, Indexes.of(kwargs), routes, memo.incidents.kick)
     if intake_task is not None:
         state.tasks.append(intake_task)
     log.info("changegate controller started")

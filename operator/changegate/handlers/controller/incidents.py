@@ -288,13 +288,16 @@ class IncidentWork:
     def kick(self, namespace: str, name: str) -> None:
         self.pager.kick((namespace, name), lambda: self.run_pass(namespace, name))
 
-    def wake_if_due(self, namespace: str, name: str) -> None:
-        """Tell the scheduler when this Incident next needs a pass, should that be sooner."""
-        if self.wakeup is None:
-            return
-        for incident in self.indexes.incidents.get((namespace, name), ()):
-            at = due_of(incident, self.state.clock())
-            if at is not None:
+    def kick_if_owed(self, namespace: str, name: str) -> None:
+        """A pass now if the Incident, as the index has it, owes one (or does not parse); the
+        scheduler told of a later step. The echo of a pass's own write owes nothing: no read."""
+        now = self.state.clock()
+        found = list(self.indexes.incidents.get((namespace, name), ()))
+        dues = [at for at in (due_of(incident, now) for incident in found) if at is not None]
+        if not found or any(at <= now for at in dues):
+            self.kick(namespace, name)
+        for at in dues:  # due now is this pass's; waking the scheduler for it would only repeat it
+            if at > now and self.wakeup is not None:
                 self.wakeup.due_at(at)
 
     def kick_threadsafe(self, namespace: str, name: str) -> None:
@@ -412,10 +415,10 @@ def jobs(work: IncidentWork) -> tuple[Job, ...]:
 async def incident_event(
     body: kopf.Body, type: str | None, memo: kopf.Memo, namespace: str, name: str, **_: Any
 ) -> None:
-    """Any change of an Incident (created, acknowledged, reassigned, resolved): one more pass."""
+    """Any change of an Incident (created, acknowledged, reassigned, resolved): one more pass
+    when it owes one (the scheduler's TICK finds anything missed)."""
     if type == "DELETED" or body.metadata.get("deletionTimestamp"):
         return
     work: IncidentWork | None = getattr(memo, "incidents", None)
     if work is not None:
-        work.kick(namespace, name)
-        work.wake_if_due(namespace, name)
+        work.kick_if_owed(namespace, name)

@@ -282,6 +282,7 @@ class Persisted:
     service: str
     incident: str | None
     outcome: Outcome
+    namespace: str = ""  # where an opened Incident is, for its first page
 
 
 def persist_once(
@@ -300,7 +301,8 @@ def persist_once(
         result = merge(episode_of(previous) if previous else None, delivery, now)
         if result.outcome is Outcome.OPENED:
             write(store, latest, result, delivery, entry, now)
-            return Persisted(delivery.service, latest.metadata.name, result.outcome)
+            where = latest.metadata.namespace or ""
+            return Persisted(delivery.service, latest.metadata.name, result.outcome, where)
     result = merge(episode_of(latest) if latest else None, delivery, now)
     if result.outcome is Outcome.OPENED:
         episode = episode_number(latest) + 1 if latest else 1
@@ -310,7 +312,7 @@ def persist_once(
             raise RetryDelivery(f"Incident {body['metadata']['name']} exists already")
         opened = Incident.model_validate(created)
         write(store, opened, result, delivery, entry, now)
-        return Persisted(delivery.service, opened.metadata.name, result.outcome)
+        return Persisted(delivery.service, opened.metadata.name, result.outcome, namespace)
     if latest is None:
         return Persisted(delivery.service, None, result.outcome)
     if result.outcome is Outcome.UNCHANGED:
@@ -398,6 +400,9 @@ class Intake:
     )
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     token: Token | None = None
+    # Told of each Incident opened once it is persisted, so its first page goes out now
+    # instead of after the watch brings the Incident back (namespace, name).
+    opened: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
         self.token = Token(
@@ -420,7 +425,9 @@ class Intake:
             except (KubeError, RetryDelivery) as error:
                 log.warning("intake could not persist alerts of %s: %s", delivery.service, error)
                 return f"{delivery.service}: {error}"
-            return persisted
+        if persisted.outcome is Outcome.OPENED and persisted.incident and self.opened:
+            self.opened(persisted.namespace, persisted.incident)
+        return persisted
 
     async def receive(self, request: web.Request) -> web.Response:
         assert self.token is not None
@@ -469,11 +476,33 @@ def intake_app(intake: Intake, routes: Sequence[Route] = ()) -> web.Application:
 # -- wiring into the controller ----------------------------------------------------
 
 
-def services_from(store: Mapping[Any, Any]) -> Services:
-    """The directory and each service's namespace from the ServiceOnCall index (live)."""
-    socs = [soc for found in store.values() for soc in found]
+def services_of(socs: Sequence[Any]) -> Services:
+    """The directory and each service's namespace from some ServiceOnCalls."""
     namespaces = {soc.spec.service.name: soc.metadata.namespace or "" for soc in socs}
     return Services(directory_of(socs), namespaces)
+
+
+@dataclass
+class LiveServices:
+    """The services of the ServiceOnCall index (live), built again only when it changed.
+
+    The index holds a new object for every change of a ServiceOnCall, so the same objects
+    in the same order mean nothing changed: one identity check each instead of a directory
+    built for every post.
+    """
+
+    store: Mapping[Any, Any]
+    _seen: tuple[Any, ...] = ()
+    _built: Services | None = None
+
+    def __call__(self) -> Services:
+        socs = tuple(soc for found in self.store.values() for soc in found)
+        same = len(socs) == len(self._seen) and all(
+            a is b for a, b in zip(socs, self._seen, strict=True)
+        )
+        if self._built is None or not same:
+            self._built, self._seen = services_of(socs), socs
+        return self._built
 
 
 async def hold(runner: web.AppRunner, intake: Intake, certificate: ServingCertificate) -> None:
@@ -502,10 +531,13 @@ async def start_intake(
 
 
 async def serve(
-    state: ControllerState, indexes: Indexes, routes: Sequence[Route] = ()
+    state: ControllerState,
+    indexes: Indexes,
+    routes: Sequence[Route] = (),
+    opened: Callable[[str, str], None] | None = None,
 ) -> asyncio.Task[None] | None:
     """Start the intake, with the other receivers' routes, if the settings enable it; the
-    task to cancel at cleanup."""
+    task to cancel at cleanup. `opened` is told of each Incident opened (the pager's kick)."""
     settings = state.settings
     if not settings.intake_enabled:
         return None
@@ -519,8 +551,9 @@ async def serve(
         max_body_bytes=settings.intake_max_body_bytes,
     )
     intake = Intake(
-        state.kube, config, lambda: services_from(indexes.service_on_calls), state.clock
-    )
+        state.kube, config, LiveServices(indexes.service_on_calls), state.clock,
+        opened=opened,
+    )  # fmt: skip
     certificate = ServingCertificate(settings.intake_cert_file, settings.intake_key_file)
     return await start_intake(
         intake, settings.intake_address, settings.intake_port, certificate, routes
