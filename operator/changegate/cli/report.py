@@ -14,6 +14,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -109,23 +110,30 @@ def read_evidence(
     reader = Reader(connection, meter)
     namespaces: Sequence[str | None] = sorted(scope.namespaces) if scope.namespaces else [None]
     by_service = selector(service=scope.services)
-    changes = reader.read("changerequests", Change, namespaces, by_service)
-    try:
-        records = reader.read(
+    # The records are read alongside the changes and incidents: with two lists in
+    # flight the API server encodes pages on both cores while this process decodes.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="records") as side:
+        listed = side.submit(
+            reader.read,
             "deploymentrecords",
             Record,
             [None],
             selector(service=scope.services, namespace=scope.namespaces),
         )
-    except Forbidden:
-        if scope.namespaces is None:
-            raise CommandError(
-                "you may not list DeploymentRecords (the chart's auditor role may);"
-                " a product team names its namespaces with -n"
-            ) from None
-        environments = reader.read("serviceoncalls", ServiceEnvironments, namespaces)
-        records = records_from_changes(changes, Environments.of(environments))
-    incidents = reader.read("incidents", Incident, namespaces, by_service) if with_incidents else []
+        changes = reader.read("changerequests", Change, namespaces, by_service)
+        incidents = (
+            reader.read("incidents", Incident, namespaces, by_service) if with_incidents else []
+        )
+        try:
+            records = listed.result()
+        except Forbidden:
+            if scope.namespaces is None:
+                raise CommandError(
+                    "you may not list DeploymentRecords (the chart's auditor role may);"
+                    " a product team names its namespaces with -n"
+                ) from None
+            environments = reader.read("serviceoncalls", ServiceEnvironments, namespaces)
+            records = records_from_changes(changes, Environments.of(environments))
     meter.finish()
     return Evidence(tuple(records), tuple(changes), tuple(incidents))
 

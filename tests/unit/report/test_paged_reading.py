@@ -5,6 +5,7 @@ byte for byte what json.dumps(plain(report), indent=2) wrote before."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -200,3 +201,13 @@ def test_streamed_json_is_what_json_dumps_wrote(batch: int, monkeypatch: Any) ->
         expected = json.dumps(plain(report), indent=2)
         assert "".join(json_chunks(report)) == expected
         assert render(report, ReportFormat.JSON) == expected
+
+
+def test_kinds_read_at_once_share_the_meter_line() -> None:
+    out = io.StringIO()
+    meter = Meter(out, shown=True)
+    meter.update("changerequests", 2000, 2000)
+    meter.update("deploymentrecords", 1000, 3000)
+    last = out.getvalue().split("\r")[-1]
+    assert "changerequests 2000/4000, deploymentrecords 1000/4000" in last
+    assert "[" + "#" * 11 + " " in last  # 3,000 of 8,000
