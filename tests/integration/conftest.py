@@ -10,6 +10,7 @@ impersonation rights for the admin identity.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import uuid
@@ -98,6 +99,53 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
     yield name
     with contextlib.suppress(ApiException):  # a test may have deleted it already
         core.delete_namespace(name)
+
+
+@pytest.fixture
+def incidents_resolved(cluster: LocalCluster, namespace: str) -> Iterator[None]:
+    """After the test, every Incident it left open in its namespace is resolved (by an
+    incident manager, as the webhook requires) before the namespace goes: an open major
+    Incident would freeze its service, and later tests reuse the service's name."""
+    yield
+    listed = cluster.kubectl("-n", namespace, "get", "incidents", "-o", "json", check=False)
+    if listed.returncode != 0:
+        return
+    open_names = [
+        i["metadata"]["name"]
+        for i in json.loads(listed.stdout)["items"]
+        if not i["spec"].get("resolution")
+    ]
+    if not open_names:
+        return
+    cluster.kubectl(
+        "-n", namespace, "create", "rolebinding", "edit-incident-manager-teardown",
+        "--clusterrole=edit", "--user=incident-manager-1", check=False,
+    )  # fmt: skip
+    for name in open_names:
+        wait_for(
+            functools.partial(resolve_incident, cluster, namespace, name),
+            message=f"incident {name} to be resolved at teardown",
+        )
+        wait_for(
+            functools.partial(incident_resolved, cluster, namespace, name),
+            message=f"incident {name} to be Resolved",
+        )
+
+
+def incident_resolved(cluster: LocalCluster, namespace: str, name: str) -> bool:
+    phase = cluster.kubectl(
+        "-n", namespace, "get", f"incident/{name}", "-o", "jsonpath={.status.phase}", check=False
+    )  # fmt: skip
+    return phase.stdout == "Resolved"
+
+
+def resolve_incident(cluster: LocalCluster, namespace: str, name: str) -> bool:
+    resolution = {"spec": {"resolution": {"code": "NoActionNeeded", "note": "test teardown"}}}
+    patched = cluster.kubectl(
+        "-n", namespace, "patch", f"incident/{name}", "--type=merge",
+        "-p", json.dumps(resolution), user="incident-manager-1", check=False,
+    )  # fmt: skip
+    return patched.returncode == 0
 
 
 @pytest.fixture(scope="session")
