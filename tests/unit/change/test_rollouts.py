@@ -229,6 +229,51 @@ def test_observe_revision_and_record_key(body: dict[str, Any], revision: int, ke
     assert (seen.revision, seen.key) == (revision, key)
 
 
+def partitioned_at(partition: int, updated: int) -> dict[str, Any]:
+    """The StatefulSet above, rolled out to the pods at or above `partition` (of 3)."""
+    body = stateful_set(updateRevision="r2", currentRevision="r1", updatedReplicas=updated,
+                        readyReplicas=3)  # fmt: skip
+    body["spec"]["updateStrategy"] = {"type": "RollingUpdate",
+                                      "rollingUpdate": {"partition": partition}}  # fmt: skip
+    body["metadata"]["annotations"]["changegate.io/admitted-partition"] = str(partition)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("partition", "updated", "key"),
+    [
+        pytest.param(2, 1, f"{NAMESPACE}.{SERVICE}-statefulset.uidpayme.4.p2", id="canary-step"),
+        pytest.param(1, 2, f"{NAMESPACE}.{SERVICE}-statefulset.uidpayme.4.p1", id="wider-step"),
+    ],
+)
+def test_each_partition_step_of_one_revision_is_a_rollout_with_its_own_record(
+    partition: int, updated: int, key: str
+) -> None:
+    seen = observe(partitioned_at(partition, updated), NOW, CONTROLLER_REVISIONS)
+    assert seen is not None
+    assert (seen.revision, seen.partition, seen.key, seen.result) == (
+        4, partition, key, FinalResult.SUCCEEDED
+    )  # fmt: skip
+
+
+def test_raising_the_partition_after_a_rollout_is_no_new_step() -> None:
+    raised = partitioned_at(2, 1)
+    raised["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = 3  # no admission stamps it
+    seen = observe(raised, NOW, CONTROLLER_REVISIONS)
+    assert seen is not None
+    assert seen.key.endswith(".4.p2")
+
+
+def test_the_last_partition_step_keeps_the_unpartitioned_name() -> None:
+    last = stateful_set(updateRevision="r2", currentRevision="r2", updatedReplicas=3,
+                        readyReplicas=3)  # fmt: skip
+    first = observe(partitioned_at(2, 1), NOW, CONTROLLER_REVISIONS)
+    seen = observe(last, NOW, CONTROLLER_REVISIONS)
+    assert first is not None
+    assert seen is not None
+    assert seen.key == f"{NAMESPACE}.{SERVICE}-statefulset.uidpayme.4" != first.key
+
+
 # -- with_rollout: the change's status.rollouts ---------------------------------------
 
 

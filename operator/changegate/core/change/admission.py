@@ -37,6 +37,9 @@ ADMISSION_ANNOTATION = "changegate.io/admission"
 ADMITTED_AT_ANNOTATION = "changegate.io/admitted-at"
 # On a rollout admitted in audit-only mode: why enforcement would have refused it.
 AUDIT_ANNOTATION = "changegate.io/audit-refusal"
+# On a StatefulSet rollout admitted with a partition: the partition it was admitted at, so
+# each lowering is evidence of its own and a later raise of the partition is none.
+PARTITION_ANNOTATION = "changegate.io/admitted-partition"
 # Annotations only the webhook writes; a user's edit of them is undone.
 STAMPED = (
     CHANGE_ANNOTATION,
@@ -44,6 +47,7 @@ STAMPED = (
     ADMISSION_ANNOTATION,
     ADMITTED_AT_ANNOTATION,
     AUDIT_ANNOTATION,
+    PARTITION_ANNOTATION,
 )
 # What kubectl prints before the refusal a rollout admitted in audit-only mode would have had.
 AUDIT_PREFIX = "changegate (audit mode): this rollout would be refused: "
@@ -386,7 +390,7 @@ def refuse(rollout: Rollout, service: ServicePolicy) -> Decision:
         f"changegate: rollout of {rollout.label} refused: no approved ChangeRequest of service"
         f" {service.service} covers it",
         near_misses=texts,
-        fix=_fix_command(rollout.request.new, service, pending),
+        fix=_fix_command(rollout.request, service, pending),
         service=service,
     )
 
@@ -599,6 +603,10 @@ def _stamp(
         ADMISSION_ANNOTATION: how.value,
         ADMITTED_AT_ANNOTATION: timestamp(now),
     }
+    if request.new.partition > 0:
+        stamp[PARTITION_ANNOTATION] = str(request.new.partition)
+    elif request.old and PARTITION_ANNOTATION in request.old.annotations:
+        stamp[PARTITION_ANNOTATION] = ""  # this rollout reaches every pod
     if request.old and AUDIT_ANNOTATION in request.old.annotations:
         stamp[AUDIT_ANNOTATION] = ""  # an earlier audit-only rollout's reason is not this one's
     if change:
@@ -629,8 +637,15 @@ def _freeze_text(freeze: FreezeFacts) -> str:
     return f"freeze {freeze.name} until {freeze.end.isoformat()}: {freeze.reason}"
 
 
-def _fix_command(workload: Workload, service: ServicePolicy, pending: ChangeFacts | None) -> str:
-    """The command that would let this rollout through (the CLI is also `kubectl changegate`)."""
+def _fix_command(
+    request: WorkloadRequest, service: ServicePolicy, pending: ChangeFacts | None
+) -> str:
+    """The command that would let this rollout through (the CLI is also `kubectl changegate`).
+
+    A new workload needs its whole pod template declared (core/change/coverage.py), so
+    the change is drafted from the manifest being applied rather than from its images.
+    """
+    workload = request.new
     if pending is not None:
         approvers = sorted(service.approver_users) + [
             f"a member of {g}" for g in sorted(service.approver_groups)
@@ -640,6 +655,12 @@ def _fix_command(workload: Workload, service: ServicePolicy, pending: ChangeFact
             f" kubectl changegate approve -n {pending.namespace} {pending.name}"
             f" (or kubectl -n {pending.namespace} patch changerequest {pending.name} --type=json -p"
             """ '[{"op":"add","path":"/spec/approvals/-","value":{"decision":"Approved"}}]')"""
+        )
+    if request.old is None:
+        return (
+            f"raise a ChangeRequest that declares the new {workload.kind}'s pod template and have"
+            f" it approved: kubectl changegate request -n {workload.namespace}"
+            f" --service {service.service} --from-file MANIFEST"
         )
     images = " ".join(f"--image {c}={i}" for c, i in sorted(workload.images.items()))
     return (

@@ -2,7 +2,8 @@
 exact references a rollback may return to.
 
 The admission rules (core/change/admission.py) ask these for one change and one
-workload request: a change covers exactly what it declares, nothing more. Pure.
+workload request: a change covers exactly what it declares, nothing more, and a
+new workload only when it declares its pod template. Pure.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ def template_problem(target: TargetFacts, old: Workload | None, new: Workload) -
     """Why the new pod template is not what the change declared, or None when it is.
 
     With a podTemplateHash the whole template must hash to it; without one the
-    change covers images only, so any other edit of an existing template is refused.
+    change covers images only, so any other edit of an existing template is refused,
+    and so is a new workload (`create_problem`).
     """
+    if old is None and target.pod_template_hash is None:
+        return create_problem(new)
     edits = template_edits(old.template, new.template) if old is not None else []
     if target.pod_template_hash is not None:
         actual = pod_template_hash(new.template)
@@ -41,6 +45,20 @@ def template_problem(target: TargetFacts, old: Workload | None, new: Workload) -
         return None
     return (
         f"declares images only, but this write also changes {', '.join(edits)}; {DECLARE_TEMPLATE}"
+    )
+
+
+def create_problem(new: Workload) -> str:
+    """A change covers a new workload only when it declares the pod template.
+
+    A create brings the whole template at once: commands, args, volumes, the service
+    account, everything beside the images. A change that declares images only covers
+    none of that, so it does not cover the create. The refusal names the hash this
+    write would have to declare, and the command that declares it from the manifest.
+    """
+    return (
+        f"declares images only, but a new {new.kind} runs its whole pod template"
+        f" (this one hashes to {pod_template_hash(new.template)}); {DECLARE_TEMPLATE}"
     )
 
 

@@ -41,6 +41,7 @@ from changegate.core.change.admission import (
     BREAK_GLASS,
     CHANGE_ANNOTATION,
     DEPLOYER_ANNOTATION,
+    PARTITION_ANNOTATION,
     Reason,
 )
 from changegate.core.change.raised import (
@@ -88,22 +89,36 @@ class Observation:
     controller_revision: ControllerRevisionFact | None = None
     # Admitted in audit-only mode: why enforcement would have refused it.
     audit_reason: str | None = None
+    # A StatefulSet's partition: the revision reaches only pods at or above it.
+    partition: int = 0
 
     @property
     def key(self) -> str:
-        """The DeploymentRecord's name: one record per workload revision, whatever retries.
+        """The DeploymentRecord's name: one record per workload revision and partition step,
+        whatever retries.
 
         The workload's UID, shortened, tells a recreated workload's revision 1 from
-        its namesake's: a record name is never reused.
+        its namesake's: a record name is never reused. Lowering a StatefulSet's partition
+        rolls the same revision onto more pods: each step is a rollout of its own, with
+        its own record.
         """
-        return record_name(self.kind, self.namespace, self.name, self.uid, self.revision)
+        return record_name(
+            self.kind, self.namespace, self.name, self.uid, self.revision, self.partition
+        )
 
 
-def record_name(kind: WorkloadKind, namespace: str, name: str, uid: str, revision: int) -> str:
-    """`<namespace>.<name>[-<kind>].<uid prefix>.<revision>`."""
+def record_name(
+    kind: WorkloadKind, namespace: str, name: str, uid: str, revision: int, partition: int = 0
+) -> str:
+    """`<namespace>.<name>[-<kind>].<uid prefix>.<revision>[.p<partition>]`.
+
+    No partition suffix on the step that reaches every pod, so an unpartitioned
+    rollout keeps the name it always had.
+    """
     suffix = "" if kind is WorkloadKind.DEPLOYMENT else f"-{kind.value.lower()}"
     uid_part = f".{short_uid(uid)}" if uid else ""
-    return f"{namespace}.{name}{suffix}{uid_part}.{revision}"[:253]
+    step = f".p{partition}" if partition > 0 else ""
+    return f"{namespace}.{name}{suffix}{uid_part}.{revision}{step}"[:253]
 
 
 def seen_by_its_controller(body: Mapping[str, Any]) -> bool:
@@ -155,7 +170,14 @@ def observe(
         finished=finished,
         controller_revision=revision.controller_revision,
         audit_reason=_audit_reason(basis, annotations),
+        partition=_admitted_partition(annotations),
     )
+
+
+def _admitted_partition(annotations: Mapping[str, str]) -> int:
+    """The partition the webhook admitted the rollout at (0: every pod), as it stamped it."""
+    value = annotations.get(PARTITION_ANNOTATION, "")
+    return int(value) if value.isdigit() else 0
 
 
 def _audit_reason(basis: AdmissionBasis, annotations: Mapping[str, str]) -> str | None:

@@ -221,6 +221,33 @@ PROBE_DEFAULTS: Mapping[str, Any] = {
     "failureThreshold": 3,
 }
 CONTAINER_LISTS = ("initContainers", "containers")
+# Labels the Job strategy adds to a new Job's template (the validating webhook sees them,
+# the mutating one does not): its own uid and name, no configuration.
+JOB_LABELS = (
+    "controller-uid",
+    "job-name",
+    "batch.kubernetes.io/controller-uid",
+    "batch.kubernetes.io/job-name",
+)
+# What the API server adds to a new Pod (not to a template): defaults, the Priority and
+# DefaultTolerationSeconds plugins' fields, and the ServiceAccount plugin's token volume.
+POD_DEFAULTS: Mapping[str, Any] = {
+    "enableServiceLinks": True,
+    "priority": 0,
+    "preemptionPolicy": "PreemptLowerPriority",
+}
+DEFAULT_TOLERATIONS = tuple(
+    {"key": f"node.kubernetes.io/{taint}", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 300}
+    for taint in ("not-ready", "unreachable")
+)  # fmt: skip
+TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_SOURCES = [
+    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+    {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                "path": "namespace"}]}},
+]  # fmt: skip
 
 
 def canonical_template(template: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,7 +255,7 @@ def canonical_template(template: Mapping[str, Any]) -> dict[str, Any]:
     cleaned: dict[str, Any] = _without_nulls(template)
     metadata = cleaned.get("metadata") or {}
     metadata.pop("creationTimestamp", None)
-    for key, drop in (("labels", HASH_LABELS), ("annotations", (RESTARTED_AT,))):
+    for key, drop in (("labels", HASH_LABELS + JOB_LABELS), ("annotations", (RESTARTED_AT,))):
         values = metadata.get(key) or {}
         for name in drop:
             values.pop(name, None)
@@ -245,7 +272,54 @@ def canonical_template(template: Mapping[str, Any]) -> dict[str, Any]:
         for source in volume.values():
             if isinstance(source, dict) and source.get("defaultMode") == 0o644:
                 del source["defaultMode"]
+    _drop_pod_admission(pod_spec)
     return cleaned
+
+
+def _drop_pod_admission(pod_spec: dict[str, Any]) -> None:
+    """Leave out what the API server adds to a new Pod, so that a Pod declared from its
+    manifest hashes as the Pod admitted. Each is dropped only in the exact shape the API
+    server writes: a volume of another shape, or mounted elsewhere, is declared code."""
+    if pod_spec.get("serviceAccount") == pod_spec.get("serviceAccountName"):
+        pod_spec.pop("serviceAccount", None)  # the deprecated mirror of serviceAccountName
+    _drop_defaults(pod_spec, {**POD_DEFAULTS, "serviceAccountName": "default"})
+    tolerations = [t for t in pod_spec.get("tolerations") or () if t not in DEFAULT_TOLERATIONS]
+    pod_spec.pop("tolerations", None)
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    token = {v.get("name") for v in pod_spec.get("volumes") or () if _is_token_volume(v)}
+    if not token:
+        return
+    pod_spec["volumes"] = [v for v in pod_spec["volumes"] if v.get("name") not in token]
+    if not pod_spec["volumes"]:
+        del pod_spec["volumes"]
+    for key in CONTAINER_LISTS:
+        for container in pod_spec.get(key) or ():
+            mounts = [
+                m for m in container.get("volumeMounts") or () if not _is_token_mount(m, token)
+            ]
+            container.pop("volumeMounts", None)
+            if mounts:
+                container["volumeMounts"] = mounts
+
+
+def _is_token_volume(volume: Mapping[str, Any]) -> bool:
+    """The ServiceAccount plugin's `kube-api-access-*` volume, as it writes it."""
+    projected = volume.get("projected")
+    return (
+        str(volume.get("name", "")).startswith("kube-api-access-")
+        and set(volume) == {"name", "projected"}
+        and isinstance(projected, dict)
+        and projected == {"sources": TOKEN_SOURCES}
+    )
+
+
+def _is_token_mount(mount: Mapping[str, Any], token: set[Any]) -> bool:
+    return mount.get("name") in token and dict(mount) == {
+        "name": mount.get("name"),
+        "mountPath": TOKEN_MOUNT,
+        "readOnly": True,
+    }
 
 
 def _canonical_container(container: dict[str, Any]) -> None:
