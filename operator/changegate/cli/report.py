@@ -35,14 +35,16 @@ from changegate.core.report.evidence import (
     Period,
     Record,
     Scope,
+    Seen,
     ServiceEnvironments,
     records_from_changes,
+    share_strings,
 )
 
 DEFAULT_SPAN = timedelta(days=30)
 _SPAN = re.compile(r"^(\d+)([dwh])$")
 _UNITS = {"d": timedelta(days=1), "w": timedelta(weeks=1), "h": timedelta(hours=1)}
-Item = TypeVar("Item")
+Item = TypeVar("Item", bound=Seen)
 PAGE_SIZE = 2000
 
 
@@ -99,6 +101,8 @@ class Reader:
         found: list[Item] = []
         for namespace in namespaces:
             for page in self.pages.pages(plural, model, namespace, field_selector):
+                for item in page.items:
+                    share_strings(item)
                 found.extend(page.items)
                 self.meter.update(plural, len(found), page.metadata.remaining_item_count)
         return found

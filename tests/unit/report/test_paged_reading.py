@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
+import msgspec
 import pytest
 
 from changegate.adapters.kube import ObjectPages
@@ -20,7 +21,14 @@ from changegate.cli.report import Reader, read_evidence
 from changegate.cli.report_text import ReportFormat, json_chunks, plain, render
 from changegate.core.report.compliance import compliance_report
 from changegate.core.report.dora import dora_report
-from changegate.core.report.evidence import Change, Evidence, Incident, Record, Scope
+from changegate.core.report.evidence import (
+    Change,
+    Evidence,
+    Incident,
+    Record,
+    Scope,
+    share_strings,
+)
 from tests.unit.report.builders import WEEK, at, change, record
 
 MANAGED = [
@@ -211,3 +219,17 @@ def test_kinds_read_at_once_share_the_meter_line() -> None:
     last = out.getvalue().split("\r")[-1]
     assert "changerequests 2000/4000, deploymentrecords 1000/4000" in last
     assert "[" + "#" * 11 + " " in last  # 3,000 of 8,000
+
+
+def test_repeated_strings_are_shared_and_the_structs_unchanged() -> None:
+    first, second = (msgspec.json.decode(json.dumps(FULL_RECORD), type=Record) for _ in "ab")
+    before = Record.model_validate(FULL_RECORD)
+    chg = msgspec.json.decode(json.dumps(CHANGE), type=Change)
+    assert first.spec.service is not second.spec.service  # as decoded: a copy each
+    for item in (first, second, chg):
+        share_strings(item)
+    assert first == second == before
+    assert first.spec.service is second.spec.service is chg.spec.service
+    assert first.spec.approvers[0] is chg.spec.approvals[0].approver
+    assert first.spec.workload.name is second.spec.workload.name
+    assert first.spec.images[0].container is second.spec.images[0].container

@@ -10,6 +10,7 @@ prints. They take the API's camelCase JSON and ignore every other field.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -262,6 +263,48 @@ class ServiceEnvironments(Seen, frozen=True, kw_only=True):
     """A ServiceOnCall, for which environment each namespace is."""
 
     spec: ServiceSpec
+
+
+def share_strings(item: Seen) -> None:
+    """Intern, in place, the strings that repeat across objects (services, namespaces,
+    environments, people, kinds, results), so that 100,000 records hold one copy of each
+    rather than 100,000: a third of their memory, for about 3 µs a record. For structs
+    just decoded, which nothing else holds yet (a frozen struct changed in place would be
+    a surprise anywhere else)."""
+    if isinstance(item, Record):
+        _share(item.spec, _RECORD_FIELDS)
+        _share(item.spec.workload, ("kind", "name"))
+        for image in item.spec.images:
+            _share(image, ("container",))
+        if item.spec.change_request is not None:
+            _share(item.spec.change_request, ("namespace",))
+        if item.spec.approvers:
+            _set(item.spec, "approvers", tuple(map(sys.intern, item.spec.approvers)))
+    elif isinstance(item, Change):
+        _share(item.metadata, ("namespace",))
+        _share(item.spec, ("service", "type", "requester"))
+        for approval in item.spec.approvals:
+            _share(approval, ("approver", "decision"))
+    elif isinstance(item, Incident):
+        _share(item.metadata, ("namespace",))
+        _share(item.spec, ("service",))
+    source = getattr(item.spec, "source", None) if isinstance(item, Record | Change) else None
+    if source is not None:
+        _share(source, ("repository",))
+
+
+_RECORD_FIELDS = (
+    "service", "environment", "namespace", "admission", "change_type", "requester",
+    "deployer", "result",
+)  # fmt: skip
+_set = msgspec.structs.force_setattr
+
+
+def _share(item: Seen, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(item, name)
+        if value is not None:
+            _set(item, name, sys.intern(value))
 
 
 @dataclass(frozen=True)
