@@ -25,6 +25,7 @@ from changegate.core.report.evidence import (
     Change,
     Evidence,
     Incident,
+    Period,
     Record,
     Scope,
     share_strings,
@@ -104,16 +105,30 @@ def page(items: list[dict[str, Any]], token: str | None, remaining: int | None) 
     return json.dumps({"apiVersion": "v1", "kind": "List", "metadata": meta, "items": items})
 
 
+def chosen(item: dict[str, Any], field_selector: str | None) -> bool:
+    """Whether an object matches a field selector of equalities, as the API server says."""
+    for term in filter(None, (field_selector or "").split(",")):
+        path, value = term.split("=")
+        found: Any = item
+        for key in path.split("."):
+            found = found.get(key, {})
+        if found != value:
+            return False
+    return True
+
+
 class Served:
     """An API server in memory: each kind's pages, chained by continue tokens."""
 
     def __init__(self, kinds: dict[str, list[list[dict[str, Any]]]]) -> None:
         self.kinds = kinds
         self.asked: list[tuple[str, str | None]] = []
+        self.selectors: list[tuple[str, str | None]] = []
 
-    def fetch(self, plural: str, ns: Any, sel: Any, token: str | None) -> bytes:
+    def fetch(self, plural: str, ns: Any, sel: str | None, token: str | None) -> bytes:
         self.asked.append((plural, token))
-        pages = self.kinds.get(plural, [[]])
+        self.selectors.append((plural, sel))
+        pages = [[i for i in p if chosen(i, sel)] for p in self.kinds.get(plural, [[]])]
         index = int(token or 0)
         more = index + 1 < len(pages)
         left = sum(len(p) for p in pages[index + 1 :])
@@ -233,3 +248,29 @@ def test_repeated_strings_are_shared_and_the_structs_unchanged() -> None:
     assert first.spec.approvers[0] is chg.spec.approvals[0].approver
     assert first.spec.workload.name is second.spec.workload.name
     assert first.spec.images[0].container is second.spec.images[0].container
+
+
+def test_dora_reads_emergency_changes_and_those_unplanned_records_name() -> None:
+    normal = copy.deepcopy(CHANGE)
+    normal["metadata"]["name"] = "chg-normal"
+    normal["spec"] |= {"type": "Normal", "incidentRef": {"name": "inc-1"}}
+    rollback = copy.deepcopy(BARE_RECORD)
+    rollback["spec"] |= {"environment": "production", "production": True,
+                         "namespace": "payments-prod",
+                         "changeRequest": {"name": "chg-normal", "namespace": "payments-prod"}}  # fmt: skip
+    other = copy.deepcopy(normal)
+    other["metadata"]["name"] = "chg-unused"
+    kinds = {"changerequests": [[CHANGE, other], [normal]],
+             "deploymentrecords": [[FULL_RECORD, rollback]]}  # fmt: skip
+    server = served(kinds)
+    with mock.patch.object(ObjectPages, "_fetch", server.fetch):
+        slim = read_evidence(mock.MagicMock(), Scope(), True, Meter(shown=False), False)
+    with mock.patch.object(ObjectPages, "_fetch", served(kinds).fetch):
+        full = read_evidence(mock.MagicMock(), Scope(), True, Meter(shown=False))
+    assert [c.metadata.name for c in slim.changes] == ["chg-1", "chg-normal"]
+    assert ("changerequests", "spec.type=Emergency") in server.selectors
+    assert ("changerequests", "metadata.name=chg-normal") in server.selectors
+    period = Period(datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 8, tzinfo=UTC))
+    report = dora_report(slim, period)
+    assert report == dora_report(full, period)
+    assert report.overall.rework == 1  # the rollback: its change names an incident (none open)
