@@ -326,3 +326,8 @@ def test_an_event_kicks_a_pass_only_when_one_is_owed_and_wakes_the_scheduler_for
         work.kick_if_owed("payments-ns", name)
     assert recorder.kicked == [("payments-ns", "new"), ("payments-ns", "unparsable")]
     assert recorder.woken == [T0 + dt.timedelta(seconds=300)]
+    # A note (or any spec change) leaves the phase but not observedGeneration: a pass now.
+    noted = paged.metadata.model_copy(update={"generation": (paged.metadata.generation or 0) + 1})
+    store[("payments-ns", "paged")] = [paged.model_copy(update={"metadata": noted})]
+    work.kick_if_owed("payments-ns", "paged")
+    assert recorder.kicked[-1] == ("payments-ns", "paged")

@@ -367,8 +367,9 @@ class IncidentWork:
 def due_of(incident: Incident, now: dt.datetime) -> dt.datetime | None:
     """When the incident next needs a pass that no event wakes: now when its status lags or a
     reassignment or major declaration waits; else its next escalation step; None when nothing."""
-    if lifecycle.phase_of(incident) is not incident.status.phase:
-        return now  # the status lags the spec: the event's pass did not write it
+    lags = incident.status.observed_generation != incident.metadata.generation
+    if lags or lifecycle.phase_of(incident) is not incident.status.phase:
+        return now  # the status lags the spec (a note, an ack): the event's pass did not write it
     if incident.spec.resolution is not None:
         return None
     facts = facts_of(incident, created_of(incident, now))
