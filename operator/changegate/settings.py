@@ -70,6 +70,9 @@ class Settings:
     # `namespace` and its keys, each the signing secret of one webhook subscription.
     pagerduty_webhook_secret: str = "changegate-pagerduty-webhook"
     pagerduty_webhook_secret_keys: tuple[str, ...] = ("secret",)
+    # Seconds between reads of ServiceNow tickets for changes made there (state, assignee,
+    # work notes, approvals); tests set it short.
+    servicenow_poll_seconds: float = 60.0
     # PagerDuty Events API v2 (outbound): its base address (tests point it at a local
     # contract server), and how long an endpoint that keeps failing is skipped (its circuit).
     pagerduty_events_url: str = "https://events.pagerduty.com"
@@ -134,6 +137,9 @@ class Settings:
             ),
             pagerduty_webhook_secret_keys=groups(
                 "CHANGEGATE_PAGERDUTY_WEBHOOK_SECRET_KEYS", cls.pagerduty_webhook_secret_keys
+            ),
+            servicenow_poll_seconds=float(
+                env.get("CHANGEGATE_SERVICENOW_POLL_SECONDS", cls.servicenow_poll_seconds)
             ),
             pagerduty_events_url=env.get(
                 "CHANGEGATE_PAGERDUTY_EVENTS_URL", cls.pagerduty_events_url

@@ -12,6 +12,7 @@ restart at any moment ends in the same state. One module per kind or concern:
     incidents        the Incident lifecycle, escalation, reassignment, major incidents
     paging           targets made people, pages sent on a service's channels
     sync             the outbox: steps owed to PagerDuty and ServiceNow, delivered and recorded
+    servicenow       the ServiceNow systems of the outbox, and the read-back of its tickets
     schedule         the one scheduler of periodic work (expiry, retention)
     intake           the Alertmanager receiver (HTTPS): alerts into Incidents
     pagerduty_inbound  PagerDuty webhooks (v3) on the intake's server: acts made there
@@ -33,6 +34,7 @@ from changegate.handlers.controller.pagerduty_inbound import PagerDutyInbound
 from changegate.handlers.controller.paging import Pager
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.schedule import JOBS, Wakeup, run_scheduler
+from changegate.handlers.controller.servicenow import read_back_jobs, start_servicenow
 from changegate.handlers.controller.state import ControllerState, log
 from changegate.handlers.controller.sync import SyncRunner, start_sync
 from changegate.metrics import serve_probes_and_metrics
@@ -56,9 +58,10 @@ async def start_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     pager = Pager(state.kube, secrets, state.clock)
     pager.bind()
     memo.sync = start_sync(state, Indexes.of(kwargs), pager.kick)
+    read_back = start_servicenow(memo.sync, state, Indexes.of(kwargs), pager.kick_threadsafe)
     wakeup = Wakeup()
     memo.incidents = IncidentWork(state, Indexes.of(kwargs), pager, wakeup)
-    every = (*JOBS, *jobs(memo.incidents))
+    every = (*JOBS, *jobs(memo.incidents), *read_back_jobs(read_back))
     scheduler = run_scheduler(state, Indexes.of(kwargs), every, wakeup)
     state.tasks.append(asyncio.create_task(scheduler))
     inbound = PagerDutyInbound.of(state, Indexes.of(kwargs))
