@@ -402,8 +402,9 @@ class ChangeRequestStatus(StatusModel):
     external_ticket: ExternalTicket | None = Field(
         default=None,
         description=(
-            "Not filled yet: no external system is connected, the ChangeRequest is the ticket."
-            " Ticket mirroring the change in an external system."
+            "The ServiceNow change_request mirroring a production change (number, link and"
+            " state) when the service's integrations.serviceNow is set; without it, the"
+            " ChangeRequest is the ticket. Delivery of each step is in status.sync."
         ),
     )
     sync: list[SyncState] = sync_field()

@@ -487,7 +487,11 @@ class IncidentStatus(StatusModel):
         description="The escalation policy as it was when the incident triggered, and its progress.",
     )
     external_ticket: ExternalTicket | None = Field(
-        default=None, description="Ticket mirroring the incident in an external system."
+        default=None,
+        description=(
+            "The ServiceNow incident mirroring this one (number, link and state) when the"
+            " service's integrations.serviceNow is set; delivery of each step is in status.sync."
+        ),
     )
     sync: list[SyncState] = sync_field()
     timeline: list[AuditEntry] = Field(
