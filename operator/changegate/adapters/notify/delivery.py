@@ -211,7 +211,11 @@ class Sender:
             wait = self._wait(attempt, judgement)
             if wait is None:
                 return Delivered(
-                    False, attempt, f"{reason} (asked to wait too long)", True, judgement.retry_after
+                    False,
+                    attempt,
+                    f"{reason} (asked to wait too long)",
+                    True,
+                    judgement.retry_after,
                 )
             await self.sleep(wait)
         raise AssertionError("unreachable: the last attempt always returns")
