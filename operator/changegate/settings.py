@@ -70,6 +70,10 @@ class Settings:
     # `namespace` and its keys, each the signing secret of one webhook subscription.
     pagerduty_webhook_secret: str = "changegate-pagerduty-webhook"
     pagerduty_webhook_secret_keys: tuple[str, ...] = ("secret",)
+    # The ServiceNow instance's callback (POST /servicenow): the Secret in `namespace` and
+    # its keys, each a shared key its business rule signs with (X-Changegate-Signature).
+    servicenow_callback_secret: str = "changegate-servicenow-callback"
+    servicenow_callback_secret_keys: tuple[str, ...] = ("secret",)
     # Seconds between reads of ServiceNow tickets for changes made there (state, assignee,
     # work notes, approvals); tests set it short.
     servicenow_poll_seconds: float = 60.0
@@ -137,6 +141,12 @@ class Settings:
             ),
             pagerduty_webhook_secret_keys=groups(
                 "CHANGEGATE_PAGERDUTY_WEBHOOK_SECRET_KEYS", cls.pagerduty_webhook_secret_keys
+            ),
+            servicenow_callback_secret=env.get(
+                "CHANGEGATE_SERVICENOW_CALLBACK_SECRET", cls.servicenow_callback_secret
+            ),
+            servicenow_callback_secret_keys=groups(
+                "CHANGEGATE_SERVICENOW_CALLBACK_SECRET_KEYS", cls.servicenow_callback_secret_keys
             ),
             servicenow_poll_seconds=float(
                 env.get("CHANGEGATE_SERVICENOW_POLL_SECONDS", cls.servicenow_poll_seconds)

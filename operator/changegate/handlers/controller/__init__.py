@@ -16,6 +16,7 @@ restart at any moment ends in the same state. One module per kind or concern:
     schedule         the one scheduler of periodic work (expiry, retention)
     intake           the Alertmanager receiver (HTTPS): alerts into Incidents
     pagerduty_inbound  PagerDuty webhooks (v3) on the intake's server: acts made there
+    servicenow_inbound  the ServiceNow instance's callback on it: one ticket read back now
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from changegate.handlers.controller.paging import Pager
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.schedule import JOBS, Wakeup, run_scheduler
 from changegate.handlers.controller.servicenow import read_back_jobs, start_servicenow
+from changegate.handlers.controller.servicenow_inbound import ServiceNowCallback
 from changegate.handlers.controller.state import ControllerState, log
 from changegate.handlers.controller.sync import SyncRunner, start_sync
 from changegate.metrics import serve_probes_and_metrics
@@ -65,7 +67,7 @@ async def start_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     scheduler = run_scheduler(state, Indexes.of(kwargs), every, wakeup)
     state.tasks.append(asyncio.create_task(scheduler))
     inbound = PagerDutyInbound.of(state, Indexes.of(kwargs))
-    routes = inbound.routes()
+    routes = [*inbound.routes(), *ServiceNowCallback.of(state, read_back.read_one).routes()]
     intake_task = await intake.serve(state, Indexes.of(kwargs), routes, memo.incidents.kick)
     if intake_task is not None:
         state.tasks.append(intake_task)

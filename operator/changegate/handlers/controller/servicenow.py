@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from changegate.adapters.kube import Forbidden, KubeError, translated
@@ -282,6 +282,7 @@ def _created(soc: ServiceOnCall, resource: Incident | ChangeRequest) -> bool:
 
 
 Kick = Callable[[Hashable, Callable[[], Awaitable[None]]], None]
+Fresh = TypeVar("Fresh", Incident, ChangeRequest)
 
 
 class ReadBack:
@@ -304,6 +305,8 @@ class ReadBack:
         self.runner = runner
         self.next_poll: dt.datetime | None = None
         self.refused: set[tuple[str, str]] = set()
+        # A pass and a callback's read never run at once: each would add the same note.
+        self.reading = asyncio.Lock()
 
     @property
     def interval(self) -> dt.timedelta:
@@ -325,10 +328,38 @@ class ReadBack:
 
     async def poll(self) -> None:
         self.sweep()
-        for incident, soc in list(self._incidents()):
-            await self._guarded(self.read_incident, incident, soc)
-        for change, soc in list(self._changes()):
-            await self._guarded(self.read_change, change, soc)
+        async with self.reading:
+            for incident, soc in list(self._incidents()):
+                await self._guarded(self.read_incident, incident, soc)
+            for change, soc in list(self._changes()):
+                await self._guarded(self.read_change, change, soc)
+
+    async def read_one(self, table: str, uid: str) -> bool:
+        """The one ticket of our object with this UID read back now (the instance's callback
+        named it): False when no object read back has that UID. The object is read afresh,
+        as a pass may just have written it; failures reach the caller."""
+        async with self.reading:
+            if table == "incident":
+                for incident, soc in list(self._incidents()):
+                    if incident.metadata.uid == uid:
+                        await self.read_incident(await self._fresh(Incident, incident), soc)
+                        return True
+                return False
+            for change, soc in list(self._changes()):
+                if change.metadata.uid == uid:
+                    await self.read_change(await self._fresh(ChangeRequest, change), soc)
+                    return True
+            return False
+
+    async def _fresh(self, kind: type[Fresh], seen: Fresh) -> Fresh:
+        meta = seen.metadata
+        plural = "incidents" if kind is Incident else "changerequests"
+        with translated():
+            body = await asyncio.to_thread(
+                self.state.kube.custom.get_namespaced_custom_object,
+                GROUP, VERSION, meta.namespace or "", plural, meta.name or "",
+            )  # fmt: skip
+        return kind.model_validate(body)
 
     async def _guarded(self, read: Callable[..., Any], resource: Any, soc: ServiceOnCall) -> None:
         try:
