@@ -3,7 +3,8 @@
 Two `SyncSystem`s for the outbox runner (handlers/controller/sync.py):
 `PagerDutyIncidents` triggers, acknowledges and resolves one alert per Incident
 under dedup_key = the Incident's UID (core/incident/mirror.py plans the steps);
-`PagerDutyChanges` sends one change event per production DeploymentRecord.
+`PagerDutyChanges` sends one change event per production DeploymentRecord
+finished within CHANGE_EVENT_HORIZON.
 Each step is one POST through adapters/notify/delivery.py: 202 delivered, 400
 refused for good, 408/429/5xx and transport trouble retried by the outbox. A
 client-side limit keeps each routing key under PagerDuty's ~120 events a minute.
@@ -36,6 +37,10 @@ ROUTING_KEY = "routingKey"
 CLIENT = "changegate"
 EVENTS_PER_MINUTE = 120
 SUMMARY_MAX = 1024
+# Change events only for rollouts finished this recently: PagerDuty shows recent changes
+# beside its incidents, so an older one (sendChangeEvents turned on later, a record
+# retried for hours) would be noise.
+CHANGE_EVENT_HORIZON = dt.timedelta(hours=1)
 DETAIL_ITEMS = 20
 
 SEVERITIES = {
@@ -173,6 +178,11 @@ def change_links(record: DeploymentRecord, soc: ServiceOnCall) -> list[dict[str,
         if source.repository.startswith(("https://", "http://")):
             found.append(Link(name="repository", url=source.repository))
     return links_of(found, soc.spec.dashboards)
+
+
+def change_steps(record: DeploymentRecord, now: dt.datetime) -> list[str]:
+    """The record's change event while its rollout finished within the horizon, else none."""
+    return [CHANGE_STEP] if now - record.spec.finish_time <= CHANGE_EVENT_HORIZON else []
 
 
 def change_event(record: DeploymentRecord, soc: ServiceOnCall, routing_key: str) -> dict[str, Any]:
@@ -315,7 +325,7 @@ class PagerDutyChanges:
         return Endpoint(self.events.host, soc.metadata.namespace or "", secret_refs(integration))
 
     def plan(self, resource: DeploymentRecord, soc: ServiceOnCall) -> list[str]:
-        return [CHANGE_STEP]
+        return change_steps(resource, self.events.clock())
 
     async def apply(
         self, step: str, resource: DeploymentRecord, soc: ServiceOnCall, credentials: SecretValue

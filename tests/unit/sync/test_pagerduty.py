@@ -15,12 +15,14 @@ import pytest
 
 from changegate.adapters.pagerduty import (
     CHANGE_ENQUEUE,
+    CHANGE_EVENT_HORIZON,
     ENQUEUE,
     EventsClient,
     PagerDutyChanges,
     PagerDutyIncidents,
     RateLimit,
     change_event,
+    change_steps,
     follow_up_event,
     trigger_event,
 )
@@ -207,11 +209,31 @@ def test_change_events_only_for_production_records_of_services_that_ask() -> Non
     assert changes.endpoint(record(), type(soc).model_validate(body)) is None
 
 
+@pytest.mark.parametrize(
+    ("now", "plan"),
+    [
+        (NOW, ["change"]),  # finished 09:08:47, 56 minutes before
+        (dt.datetime(2026, 11, 17, 10, 8, 47, tzinfo=dt.UTC), ["change"]),  # the horizon
+        (dt.datetime(2026, 11, 17, 10, 8, 48, tzinfo=dt.UTC), []),  # older: noise
+        (dt.datetime(2026, 11, 18, 9, 0, tzinfo=dt.UTC), []),  # sendChangeEvents turned on later
+    ],
+)
+def test_change_events_only_for_rollouts_finished_within_the_horizon(
+    now: dt.datetime, plan: list[str]
+) -> None:
+    assert dt.timedelta(hours=1) == CHANGE_EVENT_HORIZON
+    assert change_steps(record(), now) == plan
+    changes = PagerDutyChanges(client_for(lambda r: httpx.Response(202), clock=lambda: now))
+    assert changes.plan(record(), service_on_call()) == plan
+
+
 def client_for(
-    handler: Callable[[httpx.Request], httpx.Response], limit: int = 120
+    handler: Callable[[httpx.Request], httpx.Response],
+    limit: int = 120,
+    clock: Callable[[], dt.datetime] = lambda: NOW,
 ) -> EventsClient:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return EventsClient(client, "https://events.example.com", lambda: NOW, RateLimit(limit))
+    return EventsClient(client, "https://events.example.com", clock, RateLimit(limit))
 
 
 def send(handler: Callable[[httpx.Request], httpx.Response]) -> tuple[Any, list[httpx.Request]]:

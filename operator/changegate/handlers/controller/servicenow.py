@@ -371,15 +371,8 @@ class ReadBack:
         """Offer the outbox every object of a mirrored service again: steps a ServiceOnCall
         change made due (approvalsIn set after a change was raised) go out without waiting
         for the object's next event."""
-        if self.runner is None:
-            return
-        for incident in list(self.indexes.all_incidents()):
-            if self._mirrored(incident.spec.service):
-                self.runner.observe(INCIDENTS, incident)
-        for store in list(self.indexes.changes.values()):
-            for change in list(store):
-                if self._mirrored(change.spec.service):
-                    self.runner.observe(CHANGE_REQUESTS, change)
+        if self.runner is not None:
+            self.runner.offer(self._mirrored)
 
     def _mirrored(self, service: str) -> bool:
         soc = self.indexes.service(service)

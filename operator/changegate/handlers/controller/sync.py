@@ -31,7 +31,12 @@ from changegate.adapters.notify.channels import SecretSource
 from changegate.adapters.notify.circuit import CircuitPolicy, Circuits
 from changegate.adapters.notify.delivery import new_client
 from changegate.adapters.notify.secrets import SecretReader, SecretUnavailable
-from changegate.adapters.pagerduty import EventsClient, PagerDutyChanges, PagerDutyIncidents
+from changegate.adapters.pagerduty import (
+    CHANGE_EVENT_HORIZON,
+    EventsClient,
+    PagerDutyChanges,
+    PagerDutyIncidents,
+)
 from changegate.api.v1alpha1 import GROUP, VERSION, ChangeRequest, DeploymentRecord, Incident
 from changegate.api.v1alpha1.common import SyncState, TicketSystem
 from changegate.api.v1alpha1.serviceoncall import ServiceOnCall
@@ -117,6 +122,8 @@ class SyncRunner:
     # The systems' one HTTP client (adapters.notify.delivery), closed at cleanup.
     client: Any = None
     _timers: dict[Hashable, asyncio.TimerHandle] = field(default_factory=dict)
+    # Each ServiceOnCall's spec.integrations as last seen (by uid): what an edit changed.
+    _integrations: dict[str, Any] = field(default_factory=dict)
 
     def register(self, kind: Kind[R], system: SyncSystem[R]) -> None:
         """Mirror objects of `kind` to `system` from now on."""
@@ -147,6 +154,40 @@ class SyncRunner:
             return
         namespace, name = resource.metadata.namespace or "", resource.metadata.name or ""
         self.kick_at(kind, namespace, name, at, now)
+
+    def offer(self, wanted: Callable[[str], bool]) -> None:
+        """Observe every indexed Incident and ChangeRequest of the services `wanted` picks:
+        steps a ServiceOnCall change made due go out without waiting for the object's next
+        event (the ServiceNow read-back each pass; an edit of a service's integrations)."""
+        for incident in list(self.indexes.all_incidents()):
+            if wanted(incident.spec.service):
+                self.observe(INCIDENTS, incident)
+        for store in list(self.indexes.changes.values()):
+            for change in list(store):
+                if wanted(change.spec.service):
+                    self.observe(CHANGE_REQUESTS, change)
+
+    async def offer_records(self, service: str) -> None:
+        """The service's production DeploymentRecords recent enough to be owed anything (a
+        change event), read and observed; older ones are owed nothing, so never read."""
+        since = self.state.clock() - CHANGE_EVENT_HORIZON
+        for fact in self.indexes.production_records(service):
+            if fact.finish >= since:
+                record = await asyncio.to_thread(self.read, DEPLOYMENT_RECORDS, "", fact.name)
+                if record is not None:
+                    self.observe(DEPLOYMENT_RECORDS, record)
+
+    def integrations_changed(self, soc: ServiceOnCall, listed: bool) -> bool:
+        """Whether spec.integrations differs from this ServiceOnCall's last event. A first
+        sight counts unless `listed` at start-up (every object is listed and observed then):
+        Kopf may fold a creation and an edit into one event."""
+        uid, now = soc.metadata.uid or "", soc.spec.integrations.to_json()
+        before = self._integrations.get(uid)
+        self._integrations[uid] = now
+        return before != now if before is not None else not listed
+
+    def forget_service(self, uid: str) -> None:
+        self._integrations.pop(uid, None)
 
     def kick_at(
         self, kind: Kind[R], namespace: str, name: str, at: dt.datetime, now: dt.datetime
@@ -349,6 +390,24 @@ async def sync_incident(body: kopf.Body, type: str | None, memo: kopf.Memo, **_:
 async def sync_change_request(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A ChangeRequest changed (or was listed at start-up): deliver what its systems are owed."""
     observe_body(memo, CHANGE_REQUESTS, body, type)
+
+
+@kopf.on.event(GROUP, VERSION, "serviceoncalls", registry=registry, id="sync_service")
+async def sync_service(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """A service's integrations changed (PagerDuty turned on, say): what its objects are now
+    owed goes out at once. The index already holds the new ServiceOnCall."""
+    runner = runner_of(memo)
+    if runner is None:
+        return
+    if type == "DELETED":
+        runner.forget_service(body.metadata.get("uid") or "")
+        return
+    soc = parse(ServiceOnCall, body)
+    if soc is None or not runner.integrations_changed(soc, listed=type is None):
+        return
+    service = soc.spec.service.name
+    runner.offer(lambda name: name == service)
+    await runner.offer_records(service)
 
 
 @kopf.on.event(GROUP, VERSION, "deploymentrecords", registry=registry, id="sync_record")
