@@ -58,6 +58,7 @@ def test_the_dashboard_has_an_incidents_row_from_real_metrics() -> None:
         "Pages by channel and result",
         "Alert to first page",
         "Services with nobody on call",
+        "Calls to PagerDuty and ServiceNow",
     }
     exprs = " ".join(t["expr"] for p in incident_panels for t in p["targets"])
     assert changegate_metrics_in(exprs) == {
@@ -69,6 +70,7 @@ def test_the_dashboard_has_an_incidents_row_from_real_metrics() -> None:
         "changegate_alert_to_first_page_seconds_bucket",
         "changegate_service_on_call",
         "changegate_intake_requests_total",
+        "changegate_sync_calls_total",
     }
     assert changegate_metrics_in(exprs) <= exported_metrics()
     assert len({p["id"] for p in panels}) == len(panels)
