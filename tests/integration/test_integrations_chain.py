@@ -31,12 +31,12 @@ from tests.integration.test_incident_chain import (
 )
 from tests.integration.test_intake import Intake
 from tests.integration.test_pagerduty import ROUTING_KEY, pagerduty, pagerduty_of
-from tests.integration.test_pagerduty_inbound import ALICE, SECRET_NAME, SIGNING_SECRET
+from tests.integration.test_pagerduty_inbound import ALICE, signing_secret
 from tests.integration.test_servicenow import integration, ticket, wait_ticket
 from tests.support.contracts.pagerduty import PagerDutyServer
 from tests.support.contracts.servicenow import ServiceNowServer
 from tests.support.localcluster import LocalCluster
-from tests.support.operator import NAMESPACE, Installation, trust_store
+from tests.support.operator import Installation, trust_store
 from tests.support.polling import wait_for
 from tests.support.prometheus import (
     MetricsEndpoint,
@@ -48,7 +48,8 @@ from tests.support.receivers import receiving
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("incidents_resolved")]
 
-__all__ = ["pagerduty"]  # the module fixture: the controller restarted towards the server
+# Module fixtures: the controller restarted towards the PagerDuty server; the signing Secret.
+__all__ = ["pagerduty", "signing_secret"]
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +57,6 @@ def servicenow() -> Iterator[ServiceNowServer]:
     # Its URL is in each ServiceOnCall, so the controller needs no restart for it.
     with ServiceNowServer() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def signing_secret(cluster: LocalCluster, installation: Installation) -> str:
-    """The webhook signing Secret; test_pagerduty_inbound's module may have made it already."""
-    found = cluster.kubectl("-n", NAMESPACE, "get", "secret", SECRET_NAME, check=False)
-    if found.returncode != 0:
-        cluster.kubectl(
-            "-n", NAMESPACE, "create", "secret", "generic", SECRET_NAME,
-            f"--from-literal=secret={SIGNING_SECRET}",
-        )  # fmt: skip
-    return SIGNING_SECRET
 
 
 def integrated_service(

@@ -37,10 +37,13 @@ ALICE = "PALICE01"  # product-dev-1's PagerDuty user ID, in the ServiceOnCall's 
 
 @pytest.fixture(scope="module")
 def signing_secret(cluster: LocalCluster, installation: Installation) -> str:
-    cluster.kubectl(
-        "-n", NAMESPACE, "create", "secret", "generic", SECRET_NAME,
-        f"--from-literal=secret={SIGNING_SECRET}",
-    )  # fmt: skip
+    """The webhook signing Secret, made once per session (test_integrations_chain uses it too)."""
+    found = cluster.kubectl("-n", NAMESPACE, "get", "secret", SECRET_NAME, check=False)
+    if found.returncode != 0:
+        cluster.kubectl(
+            "-n", NAMESPACE, "create", "secret", "generic", SECRET_NAME,
+            f"--from-literal=secret={SIGNING_SECRET}",
+        )  # fmt: skip
     return SIGNING_SECRET
 
 
