@@ -176,16 +176,22 @@ def merge_rollout(
     indexes: Indexes,
     seen: Observation,
     record: str | None,
-    uid: str | None = None,
+    known: ChangeRequest | None = None,
 ) -> None:
     """Record the rollout on its change, with optimistic concurrency: retry on a conflict.
 
-    With `uid`, only into that very object: a namesake created since is not ours.
+    With `known`, only into that very object (a namesake created since is not
+    ours), and first as given: a change created a moment ago may not be in the
+    index yet, and with the rollout's record already there `change_for` would
+    take it for deleted.
     """
     for attempt in range(MERGE_ATTEMPTS):
-        # First from the index; after a conflict the index is stale, so read live.
-        change = change_for(state, indexes, seen, live=attempt > 0)
-        if change is None or (uid is not None and change.metadata.uid != uid):
+        # First as known or from the index; after a conflict both are stale, so read live.
+        if attempt == 0 and known is not None:
+            change: ChangeRequest | None = known
+        else:
+            change = change_for(state, indexes, seen, live=attempt > 0)
+        if change is None or (known is not None and change.metadata.uid != known.metadata.uid):
             return
         rollouts = [r.to_json() for r in with_rollout(change, seen, record)]
         if rollouts == [r.to_json() for r in change.status.rollouts]:
@@ -228,7 +234,7 @@ def raise_emergency_change(
         name = change.metadata.name
         audit("EmergencyChangeRaised", now, namespace=seen.namespace, change=name, record=seen.key)
     ours = dataclasses.replace(seen, change=change.metadata.name)
-    merge_rollout(state, indexes, ours, seen.key, uid=change.metadata.uid)
+    merge_rollout(state, indexes, ours, seen.key, known=change)
 
 
 def raised_change(
