@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
 from changegate.adapters.kube import Conflict, Unreachable
+from changegate.api.v1alpha1.incident import Incident
 from changegate.core.incident.routing import RoutingConfig
 from changegate.handlers.controller.intake import (
     LABEL_EPISODE,
@@ -123,7 +124,7 @@ def run(
     api: FakeApiServer,
     test: Callable[[Call], Awaitable[None]],
     limit: int = 1 << 20,
-    opened: Callable[[str, str], None] | None = None,
+    opened: Callable[[Incident], None] | None = None,
 ) -> None:
     config = IntakeConfig(
         routing=RoutingConfig(fallback_service="platform"),
@@ -402,9 +403,12 @@ def test_each_opened_incident_is_handed_to_paging_once_persisted() -> None:
     api = FakeApiServer()
     kicked: list[tuple[str, str, bool]] = []
 
-    def opened(namespace: str, name: str) -> None:
-        persisted = bool(api.objects[(namespace, name)]["status"].get("alerts"))
-        kicked.append((namespace, name, persisted))
+    def opened(incident: Incident) -> None:
+        namespace, name = incident.metadata.namespace or "", incident.metadata.name or ""
+        stored = api.objects[(namespace, name)]
+        # Handed over as written: what the API server holds, status included.
+        assert incident.metadata.resource_version == stored["metadata"]["resourceVersion"]
+        kicked.append((namespace, name, bool(incident.status.alerts)))
 
     async def test(call: Call) -> None:
         await call(body(alert("a1")))

@@ -331,3 +331,63 @@ def test_an_event_kicks_a_pass_only_when_one_is_owed_and_wakes_the_scheduler_for
     store[("payments-ns", "paged")] = [paged.model_copy(update={"metadata": noted})]
     work.kick_if_owed("payments-ns", "paged")
     assert recorder.kicked[-1] == ("payments-ns", "paged")
+
+
+class CountingKube:
+    """Counts reads of an Incident and keeps the status patches a pass writes."""
+
+    def __init__(self, stored: Incident) -> None:
+        self.stored = stored
+        self.reads = 0
+        self.patches: list[dict[str, Any]] = []
+        self.custom = self
+
+    def get_namespaced_custom_object(self, *_: str) -> dict[str, Any]:
+        self.reads += 1
+        return self.stored.to_json()
+
+    def patch_status(self, _: str, __: str, ___: str, patch: dict[str, Any], ____: Any) -> None:
+        self.patches.append(patch)
+        self.stored = Incident.model_validate(
+            self.stored.to_json() | {"status": self.stored.status.to_json() | patch}
+        )
+        self.stored.metadata.resource_version = str(len(self.patches) + 1)
+
+
+class SendingPager:
+    """Runs each kicked pass at once and sends every page successfully."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.passes: list[Any] = []
+
+    def kick(self, _: object, work: Any) -> None:
+        self.passes.append(work)
+
+    async def send(self, outbound: Any) -> list[tuple[Any, PageOutcome]]:
+        pages = [o.page for o in outbound]
+        self.sent += [p.user for p in pages]
+        return [
+            (p, PageOutcome(PageChannel.WEBHOOK, p.user, PageResult.SENT, 1, T0)) for p in pages
+        ]
+
+
+def test_an_incident_the_intake_just_wrote_is_paged_without_reading_it_back() -> None:
+    """The alert-to-page path: the first batch starts from the body handed over; only the
+    batch after it (to see whether more is owed) reads the Incident."""
+    kube, pager = CountingKube(incident()), SendingPager()
+    state = SimpleNamespace(clock=lambda: T0, kube=kube, settings=SimpleNamespace(
+        incident_management_service="incident-management"))  # fmt: skip
+    work = IncidentWork(state, indexes(PAYMENTS, MANAGERS), pager)  # type: ignore[arg-type]
+
+    work.kick_opened(incident())
+    [run] = pager.passes
+    asyncio.run(run())
+
+    assert pager.sent == list(directory(PAYMENTS).on_call("payments", T0))
+    assert kube.patches  # the page recorded
+    assert kube.reads == 1  # after the page, not before it
+    # A coalesced rerun of the same pass reads: the handed-over body is used once.
+    asyncio.run(run())
+    assert kube.reads == 2
+    assert len(pager.sent) == 1  # and what it read was paged already

@@ -68,7 +68,7 @@ async def start_controller(memo: kopf.Memo, **kwargs: Any) -> None:
     state.tasks.append(asyncio.create_task(scheduler))
     inbound = PagerDutyInbound.of(state, Indexes.of(kwargs))
     routes = [*inbound.routes(), *ServiceNowCallback.of(state, read_back.read_one).routes()]
-    intake_task = await intake.serve(state, Indexes.of(kwargs), routes, memo.incidents.kick)
+    intake_task = await intake.serve(state, Indexes.of(kwargs), routes, memo.incidents.kick_opened)
     if intake_task is not None:
         state.tasks.append(intake_task)
     log.info("changegate controller started")

@@ -300,6 +300,15 @@ class IncidentWork:
             if at > now and self.wakeup is not None:
                 self.wakeup.due_at(at)
 
+    def kick_opened(self, incident: Incident) -> None:
+        """A pass for an Incident the intake has just written: its first batch starts from
+        that body, without reading it back (the alert-to-page path); later ones read."""
+        namespace, name = incident.metadata.namespace or "", incident.metadata.name or ""
+        held = [incident]
+        self.pager.kick(
+            (namespace, name), lambda: self.run_pass(namespace, name, held.pop() if held else None)
+        )
+
     def kick_threadsafe(self, namespace: str, name: str) -> None:
         self.pager.kick_threadsafe((namespace, name), lambda: self.run_pass(namespace, name))
 
@@ -313,15 +322,17 @@ class IncidentWork:
             return None
         return parse(Incident, body)
 
-    async def run_pass(self, namespace: str, name: str) -> None:
-        """Batches until nothing is owed: each sent, then recorded, before the next is decided."""
+    async def run_pass(self, namespace: str, name: str, first: Incident | None = None) -> None:
+        """Batches until nothing is owed: each sent, then recorded, before the next is decided.
+        `first`: the Incident as just written, for the first batch (else it is read)."""
         for _ in range(MAX_BATCHES):
-            if not await self.one_batch(namespace, name):
+            if not await self.one_batch(namespace, name, first):
                 return
+            first = None
 
-    async def one_batch(self, namespace: str, name: str) -> bool:
+    async def one_batch(self, namespace: str, name: str, known: Incident | None = None) -> bool:
         """Settle the status, send what is owed first, record it; whether to look again."""
-        incident = await asyncio.to_thread(self.read, namespace, name)
+        incident = known or await asyncio.to_thread(self.read, namespace, name)
         if incident is None or incident.metadata.deletion_timestamp is not None:
             return False
         now = self.state.clock()

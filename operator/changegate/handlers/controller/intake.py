@@ -258,8 +258,9 @@ def write(
     delivery: Delivery,
     entry: ServiceEntry | None,
     now: dt.datetime,
-) -> None:
-    """Status first, then the spec (a crash between them is repaired by owes_resolution)."""
+) -> Incident:
+    """Status first, then the spec (a crash between them is repaired by owes_resolution);
+    the Incident as written."""
     namespace, name = incident.metadata.namespace or "", incident.metadata.name or ""
     body = store.patch_incident_status(
         namespace,
@@ -270,9 +271,11 @@ def write(
     written = Incident.model_validate(body)
     changes = spec_changes(written, result, now)
     if changes:
-        store.patch_incident(
+        body = store.patch_incident(
             namespace, name, {"spec": changes}, written.metadata.resource_version or ""
         )
+        written = Incident.model_validate(body)
+    return written
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +285,7 @@ class Persisted:
     service: str
     incident: str | None
     outcome: Outcome
-    namespace: str = ""  # where an opened Incident is, for its first page
+    opened: Incident | None = None  # as written, for its first page
 
 
 def persist_once(
@@ -300,9 +303,8 @@ def persist_once(
         previous = found[-2] if len(found) > 1 else None
         result = merge(episode_of(previous) if previous else None, delivery, now)
         if result.outcome is Outcome.OPENED:
-            write(store, latest, result, delivery, entry, now)
-            where = latest.metadata.namespace or ""
-            return Persisted(delivery.service, latest.metadata.name, result.outcome, where)
+            written = write(store, latest, result, delivery, entry, now)
+            return Persisted(delivery.service, latest.metadata.name, result.outcome, written)
     result = merge(episode_of(latest) if latest else None, delivery, now)
     if result.outcome is Outcome.OPENED:
         episode = episode_number(latest) + 1 if latest else 1
@@ -311,8 +313,8 @@ def persist_once(
         if created is None:  # an earlier attempt created it: read the group again
             raise RetryDelivery(f"Incident {body['metadata']['name']} exists already")
         opened = Incident.model_validate(created)
-        write(store, opened, result, delivery, entry, now)
-        return Persisted(delivery.service, opened.metadata.name, result.outcome, namespace)
+        written = write(store, opened, result, delivery, entry, now)
+        return Persisted(delivery.service, opened.metadata.name, result.outcome, written)
     if latest is None:
         return Persisted(delivery.service, None, result.outcome)
     if result.outcome is Outcome.UNCHANGED:
@@ -400,9 +402,9 @@ class Intake:
     )
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     token: Token | None = None
-    # Told of each Incident opened once it is persisted, so its first page goes out now
-    # instead of after the watch brings the Incident back (namespace, name).
-    opened: Callable[[str, str], None] | None = None
+    # Told of each Incident opened once it is persisted, as written, so its first page goes
+    # out now instead of after the watch brings the Incident back or a read fetches it.
+    opened: Callable[[Incident], None] | None = None
 
     def __post_init__(self) -> None:
         self.token = Token(
@@ -425,8 +427,8 @@ class Intake:
             except (KubeError, RetryDelivery) as error:
                 log.warning("intake could not persist alerts of %s: %s", delivery.service, error)
                 return f"{delivery.service}: {error}"
-        if persisted.outcome is Outcome.OPENED and persisted.incident and self.opened:
-            self.opened(persisted.namespace, persisted.incident)
+        if persisted.opened is not None and self.opened is not None:
+            self.opened(persisted.opened)
         return persisted
 
     async def receive(self, request: web.Request) -> web.Response:
@@ -534,7 +536,7 @@ async def serve(
     state: ControllerState,
     indexes: Indexes,
     routes: Sequence[Route] = (),
-    opened: Callable[[str, str], None] | None = None,
+    opened: Callable[[Incident], None] | None = None,
 ) -> asyncio.Task[None] | None:
     """Start the intake, with the other receivers' routes, if the settings enable it; the
     task to cancel at cleanup. `opened` is told of each Incident opened (the pager's kick)."""
