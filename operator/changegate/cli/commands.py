@@ -18,6 +18,7 @@ import yaml
 
 from changegate.adapters.kube import ChangeRequests
 from changegate.api.v1alpha1 import Approval, ApprovalDecision, ChangeRequest
+from changegate.cli import export  # noqa: F401  (its import adds `report export|verify`)
 from changegate.cli.cluster import Connection, append_approval, cancel, cluster_errors
 from changegate.cli.draft import (
     RequestOptions,
@@ -28,7 +29,6 @@ from changegate.cli.draft import (
     parse_time,
 )
 from changegate.cli.errors import CommandError, ExitCode
-from changegate.cli.evidence import review_change
 from changegate.cli.formats import OutputFormat, dump, dump_change, dump_changes
 from changegate.cli.incidents import run_incident
 from changegate.cli.manifest import manifest_namespace, manifest_targets
@@ -42,6 +42,7 @@ from changegate.cli.pipeline import (
 )
 from changegate.cli.progress import follow
 from changegate.cli.report import run_report
+from changegate.cli.review import review_change
 from changegate.cli.summary import describe_change
 from changegate.cli.table import change_table
 

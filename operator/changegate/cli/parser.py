@@ -422,7 +422,7 @@ def add_report_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def add_evidence_actions(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`report export` and `report verify`: tamper-evident evidence (cli/evidence.py)."""
+    """`report export` and `report verify`: tamper-evident evidence (cli/export.py)."""
     export = add_report_action(
         actions,
         "export",

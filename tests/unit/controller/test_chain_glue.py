@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from changegate.api.v1alpha1.deploymentrecord import DeploymentRecord
-from changegate.core.change.evidence import chain_breaks, link_to
+from changegate.core.change.hashchain import chain_breaks, link_to
 from changegate.handlers.controller.chain import write_linked
 from changegate.handlers.controller.state import ControllerState
 from tests.unit.builders import sample

@@ -1,7 +1,7 @@
 """The hash chain of each service's DeploymentRecords, as the controller extends it.
 
 `write_linked` (called by rollouts.py when a rollout finishes) creates each new
-record linked to its service's latest one (core/change/evidence.py), under that
+record linked to its service's latest one (core/change/hashchain.py), under that
 service's lock, so two rollouts of one service finishing at once still make one
 chain, not a fork. The latest record is read live: the index may lag a record
 written a moment ago.
@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from changegate.api.v1alpha1.deploymentrecord import DeploymentRecord, PreviousRecord
-from changegate.core.change.evidence import chain_tip
+from changegate.core.change.hashchain import chain_tip
 from changegate.handlers.controller.state import ControllerState, creation_body
 
 

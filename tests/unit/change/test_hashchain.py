@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from changegate.core.change.evidence import (
+from changegate.core.change.hashchain import (
     GENESIS,
     canonical_json,
     chain_breaks,

@@ -1,11 +1,10 @@
-"""`changegate review`, `changegate report export` and `changegate report verify`.
+"""`changegate report export` and `changegate report verify`: tamper-evident evidence.
 
-Review: a change manager appends a review to an emergency change; the webhook
-stamps who and when. Export: DeploymentRecords and ChangeRequests of a period
-as JSON Lines with a running SHA-256 (core/change/evidence.py). Verify: an
-exported file line by line, or, without a file, every service's chain of
-DeploymentRecords in the cluster. Read as the caller (the auditor role is enough);
-export and verify join `changegate report`'s actions when this module is imported.
+Export: DeploymentRecords and ChangeRequests of a period as JSON Lines with a
+running SHA-256 (core/change/hashchain.py). Verify: an exported file line by line,
+or, without a file, every service's chain of DeploymentRecords in the cluster. Read
+as the caller (the auditor role is enough); both join `changegate report`'s actions
+when this module is imported.
 """
 
 from __future__ import annotations
@@ -19,12 +18,11 @@ from typing import IO, Any
 
 from pydantic import RootModel
 
-from changegate.adapters.kube import ChangeRequests, ObjectPages
-from changegate.api.v1alpha1.changerequest import ChangeRequest, Review
+from changegate.adapters.kube import ObjectPages
 from changegate.cli.cluster import Connection
 from changegate.cli.errors import CommandError, ExitCode
 from changegate.cli.report import REPORT_ACTIONS, now, period_of
-from changegate.core.change.evidence import (
+from changegate.core.change.hashchain import (
     HASH_FIELD,
     chain_breaks,
     export_breaks,
@@ -39,29 +37,6 @@ SHOWN_BREAKS = 50
 
 class RawObject(RootModel[dict[str, Any]]):
     """An object as the API server stores it: the hashes are over exactly that."""
-
-
-# -- review ---------------------------------------------------------------------------
-
-
-def append_review(changes: ChangeRequests, change: ChangeRequest, note: str) -> ChangeRequest:
-    """Append one review; the webhook stamps the reviewer and the time."""
-    value = Review(note=note).to_json()
-    patch: list[dict[str, Any]]
-    if "reviews" in change.spec.model_fields_set:
-        patch = [{"op": "add", "path": "/spec/reviews/-", "value": value}]
-    else:  # stored before the field existed: add the whole list
-        patch = [{"op": "add", "path": "/spec/reviews", "value": [value]}]
-    return changes.patch(change, patch)
-
-
-def review_change(args: argparse.Namespace, connection: Connection) -> None:
-    changes = connection.changes()
-    change = changes.get(str(args.namespace or connection.namespace), args.name)
-    reviewed = append_review(changes, change, args.note)
-    review = reviewed.spec.reviews[-1] if reviewed.spec.reviews else None
-    who = review.reviewer if review and review.reviewer else "you"
-    print(f"changerequest/{reviewed.metadata.name} reviewed by {who}", flush=True)
 
 
 # -- export ---------------------------------------------------------------------------
