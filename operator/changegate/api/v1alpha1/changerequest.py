@@ -297,7 +297,12 @@ class ChangeRequestSpec(ApiModel):
     )
     incident_ref: LocalObjectRef | None = Field(
         default=None,
-        description="Not acted on yet: recorded only. The Incident this change answers, if any.",
+        description=(
+            "The Incident this change answers, if any: in the change's namespace, else in its"
+            " service's ServiceOnCall namespace. Each finished rollout of the change adds one"
+            " ChangeRolledOut entry to that Incident's timeline (none if it does not exist), and"
+            " the DORA report counts an Emergency change's rollout as rework."
+        ),
     )
     targets: list[ChangeTarget] = Field(
         min_length=1,

@@ -25,8 +25,8 @@ from changegate.api.v1alpha1.common import (
     CustomResource,
     DNSLabel,
     GroupName,
-    LocalObjectRef,
     ObjectName,
+    ObjectRef,
     PrinterColumn,
     Seconds,
     SecretKeyRef,
@@ -833,9 +833,13 @@ class ServiceOnCallStatus(StatusModel):
             " DeploymentRecords and Incidents; recomputed hourly and soon after a new record."
         ),
     )
-    last_incident: LocalObjectRef | None = Field(
+    last_incident: ObjectRef | None = Field(
         default=None,
-        description="Not filled yet: always empty. The most recent Incident of the service.",
+        description=(
+            "The service's most recent Incident, open or resolved (the latest created, the"
+            " name breaking a tie), whichever namespace it is in; empty when it has none."
+            " Follows Incidents as they are created and deleted."
+        ),
     )
 
 
@@ -860,6 +864,9 @@ class ServiceOnCall(CustomResource):
             "Production namespace.",
         ),
         PrinterColumn("Tier", "string", ".spec.service.tier", "Business criticality.", 1),
+        PrinterColumn(
+            "Last-Incident", "string", ".status.lastIncident.name", "Most recent Incident.", 1
+        ),
         AGE_COLUMN,
     )
 

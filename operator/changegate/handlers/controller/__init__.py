@@ -10,6 +10,7 @@ restart at any moment ends in the same state. One module per kind or concern:
     serviceoncalls   what runs where and who is on call, on the ServiceOnCall's status
     dora             each service's DORA figures of the last 30 days: status.dora, gauges
     incidents        the Incident lifecycle, escalation, reassignment, major incidents
+    incident_refs    a service's lastIncident; a change's rollouts on the Incident it answers
     paging           targets made people, pages sent on a service's channels
     sync             the outbox: steps owed to PagerDuty and ServiceNow, delivered and recorded
     servicenow       the ServiceNow systems of the outbox, and the read-back of its tickets
@@ -28,7 +29,13 @@ import kopf
 
 from changegate.adapters.kube import KubeAdapter, api_client
 from changegate.adapters.notify.secrets import BriefCache, SecretReader
-from changegate.handlers.controller import changerequests, changetemplates, intake, rollouts
+from changegate.handlers.controller import (
+    changerequests,
+    changetemplates,
+    incident_refs,
+    intake,
+    rollouts,
+)
 from changegate.handlers.controller.incidents import IncidentWork, jobs
 from changegate.handlers.controller.indexes import Indexes
 from changegate.handlers.controller.pagerduty_inbound import PagerDutyInbound
@@ -42,7 +49,7 @@ from changegate.handlers.controller.sync import SyncRunner, start_sync
 from changegate.metrics import serve_probes_and_metrics
 from changegate.settings import Settings
 
-__all__ = ["changerequests", "changetemplates", "registry", "rollouts"]
+__all__ = ["changerequests", "changetemplates", "incident_refs", "registry", "rollouts"]
 
 
 @kopf.on.startup(registry=registry)

@@ -3,8 +3,9 @@
 Watched with `on.event` only: nothing is written on workloads, no finalizer is
 added. Each event is handled level-based from what exists: a rollout whose
 DeploymentRecord exists has its evidence; the change's rollouts, the emergency
-change and the ServiceOnCall status are each compared with the indexes before
-anything is written, so a finished rollout costs no API call on later events.
+change, the ServiceOnCall status and the Incident a change answers (incident_refs)
+are each compared with the indexes before anything is written, so a finished
+rollout costs no API call on later events.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from changegate.core.change.rollouts import (
     with_rollout,
 )
 from changegate.handlers.controller.chain import write_linked
+from changegate.handlers.controller.incident_refs import note_answering_rollout
 from changegate.handlers.controller.indexes import WORKLOAD_PLURALS, Environment, Indexes
 from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.serviceoncalls import note_version
@@ -75,6 +77,7 @@ def track_rollout(
         raise_emergency_change(state, indexes, seen, environment, now)
     if seen.result is FinalResult.SUCCEEDED:
         note_version(state, indexes, seen, environment, change)
+    note_answering_rollout(state, indexes, seen, change, environment)
 
 
 for _plural in WORKLOAD_PLURALS:
