@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from changegate.adapters.kube import Forbidden, KubeError, translated
@@ -100,16 +100,25 @@ def _ticket_status(ticket: Ticket, labels: Mapping[str, str], now: dt.datetime) 
     }
 
 
-class _Mirror:
-    """What both systems share: the endpoint, the client, status.externalTicket."""
+Mirrored = TypeVar("Mirrored", Incident, ChangeRequest)
+
+
+class _Mirror(Generic[Mirrored]):
+    """What both systems share: the endpoint, the client, a step's outcome, the ticket found
+    by our object's UID, status.externalTicket. Each system says how a step is made (`_step`).
+    """
 
     system = TicketSystem.SERVICE_NOW
     plural = ""
     labels: Mapping[str, str] = {}
+    table = ""  # the ServiceNow table of the tickets
+    read_fields = ""  # what is read of a ticket found
+    missing = ""  # why a step other than create is refused when the ticket is gone
 
-    def __init__(self, state: ControllerState, connection: Connection) -> None:
+    def __init__(self, state: ControllerState, connection: Connection, indexes: Indexes) -> None:
         self.state = state
         self.connection = connection
+        self.indexes = indexes
 
     def integration(self, soc: ServiceOnCall) -> ServiceNowIntegration | None:
         return soc.spec.integrations.service_now
@@ -120,6 +129,37 @@ class _Mirror:
             return None
         namespace = soc.metadata.namespace or ""
         return Endpoint(_host(integration.instance_url), namespace, secret_refs(integration))
+
+    async def apply(
+        self, step: str, resource: Mirrored, soc: ServiceOnCall, credentials: SecretValue
+    ) -> Outcome:
+        integration = self.integration(soc)
+        if integration is None:
+            return Outcome(Result.REFUSED, "the service has no ServiceNow integration")
+        client = self.connection.client(integration, credentials)
+        try:
+            ticket = await self._step(client, step, resource, integration)
+        except ServiceNowFailure as failure:
+            return outcome_of(failure)
+        await self.show_ticket(resource, ticket)
+        return delivered_outcome(ticket.number, ticket.url)
+
+    async def _step(
+        self,
+        client: ServiceNowClient,
+        step: str,
+        resource: Mirrored,
+        integration: ServiceNowIntegration,
+    ) -> Ticket:
+        """The call, or calls, one step makes: each system says which."""
+        raise NotImplementedError
+
+    async def _ticket(self, client: ServiceNowClient, resource: Mirrored) -> Ticket:
+        """The ticket the create step made, found by our object's UID."""
+        ticket = await client.find(self.table, resource.metadata.uid or "", self.read_fields)
+        if ticket is None:
+            raise ServiceNowFailure(self.missing, retryable=False)
+        return ticket
 
     async def show_ticket(self, resource: Incident | ChangeRequest, ticket: Ticket) -> None:
         """status.externalTicket: the number, link and state people look for (when it moved)."""
@@ -138,15 +178,14 @@ class _Mirror:
             log.warning("%s %s: externalTicket not written: %s", self.plural, meta.name, error)
 
 
-class ServiceNowIncidents(_Mirror):
+class ServiceNowIncidents(_Mirror[Incident]):
     """The outbox system that keeps an Incident's ServiceNow incident record in step."""
 
     plural = "incidents"
     labels = INCIDENT_STATES
-
-    def __init__(self, state: ControllerState, connection: Connection, indexes: Indexes) -> None:
-        super().__init__(state, connection)
-        self.indexes = indexes
+    table = "incident"
+    read_fields = INCIDENT_READ
+    missing = "ServiceNow has no incident for this Incident"
 
     def endpoint(self, incident: Incident, soc: ServiceOnCall) -> Endpoint | None:
         return self._endpoint(soc)
@@ -154,43 +193,24 @@ class ServiceNowIncidents(_Mirror):
     def plan(self, incident: Incident, soc: ServiceOnCall) -> list[str]:
         return incident_plan.plan(incident)
 
-    def context(self, soc: ServiceOnCall) -> incident_plan.TicketContext:
-        integration = self.integration(soc)
-        if integration is None:
-            return incident_plan.TicketContext()
+    def context(self, integration: ServiceNowIntegration) -> incident_plan.TicketContext:
         major = integration.major_incident_fields or incident_plan.DEFAULT_MAJOR_FIELDS
         return incident_plan.TicketContext(
             integration.assignment_group, integration.configuration_item, major
         )
-
-    async def apply(
-        self, step: str, incident: Incident, soc: ServiceOnCall, credentials: SecretValue
-    ) -> Outcome:
-        integration = self.integration(soc)
-        if integration is None:
-            return Outcome(Result.REFUSED, "the service has no ServiceNow integration")
-        client = self.connection.client(integration, credentials)
-        try:
-            ticket = await self._step(client, step, incident, self.context(soc))
-        except ServiceNowFailure as failure:
-            return outcome_of(failure)
-        await self.show_ticket(incident, ticket)
-        return delivered_outcome(ticket.number, ticket.url)
 
     async def _step(
         self,
         client: ServiceNowClient,
         step: str,
         incident: Incident,
-        context: incident_plan.TicketContext,
+        integration: ServiceNowIntegration,
     ) -> Ticket:
-        key = incident.metadata.uid or ""
+        context = self.context(integration)
         if step == "create":
             fields = incident_plan.create_fields(incident, context)
-            return await client.create_incident(key, fields)
-        ticket = await client.find("incident", key, INCIDENT_READ)
-        if ticket is None:
-            raise ServiceNowFailure("ServiceNow has no incident for this Incident", retryable=False)
+            return await client.create_incident(incident.metadata.uid or "", fields)
+        ticket = await self._ticket(client, incident)
         note = incident_plan.note_for(step, incident)
         if note is not None:
             await client.add_work_note(ticket, incident_plan.marker(incident, step), note)
@@ -198,15 +218,14 @@ class ServiceNowIncidents(_Mirror):
         return await client.update(ticket, incident_plan.fields_for(step, incident, context))
 
 
-class ServiceNowChanges(_Mirror):
+class ServiceNowChanges(_Mirror[ChangeRequest]):
     """The outbox system that keeps a production ChangeRequest's change_request in step."""
 
     plural = "changerequests"
     labels = CHANGE_STATES
-
-    def __init__(self, state: ControllerState, connection: Connection, indexes: Indexes) -> None:
-        super().__init__(state, connection)
-        self.indexes = indexes
+    table = "change_request"
+    read_fields = CHANGE_READ
+    missing = "ServiceNow has no change for this ChangeRequest"
 
     def endpoint(self, change: ChangeRequest, soc: ServiceOnCall) -> Endpoint | None:
         if (change.metadata.namespace or "") not in soc.spec.production_namespaces():
@@ -224,20 +243,6 @@ class ServiceNowChanges(_Mirror):
         template = self.indexes.template(change.metadata.namespace or "", ref.name)
         return template.spec.service_now_template if template else None
 
-    async def apply(
-        self, step: str, change: ChangeRequest, soc: ServiceOnCall, credentials: SecretValue
-    ) -> Outcome:
-        integration = self.integration(soc)
-        if integration is None:
-            return Outcome(Result.REFUSED, "the service has no ServiceNow integration")
-        client = self.connection.client(integration, credentials)
-        try:
-            ticket = await self._step(client, step, change, integration)
-        except ServiceNowFailure as failure:
-            return outcome_of(failure)
-        await self.show_ticket(change, ticket)
-        return delivered_outcome(ticket.number, ticket.url)
-
     async def _step(
         self,
         client: ServiceNowClient,
@@ -245,7 +250,6 @@ class ServiceNowChanges(_Mirror):
         change: ChangeRequest,
         integration: ServiceNowIntegration,
     ) -> Ticket:
-        key = change.metadata.uid or ""
         if step == "create":
             fields = change_plan.create_fields(
                 change, integration.assignment_group, integration.configuration_item
@@ -254,12 +258,8 @@ class ServiceNowChanges(_Mirror):
             model = change_plan.MODEL[change.spec.type]
             if model == "standard" and template is None:
                 model = "normal"  # no ServiceNow template mirrors ours: a normal change there
-            return await client.create_change(key, model, fields, template)
-        ticket = await client.find("change_request", key, CHANGE_READ)
-        if ticket is None:
-            raise ServiceNowFailure(
-                "ServiceNow has no change for this ChangeRequest", retryable=False
-            )
+            return await client.create_change(change.metadata.uid or "", model, fields, template)
+        ticket = await self._ticket(client, change)
         return await client.update(ticket, change_plan.fields_for(step, change))
 
 
