@@ -211,3 +211,54 @@ def test_an_unknown_service_goes_to_the_fallback_with_the_reason(
     assert incident["metadata"]["namespace"] == NAMESPACE
     routed = [e for e in incident["status"]["timeline"] if e["action"] == "AlertsRouted"]
     assert f"label service={stranger} names no known service" in routed[0]["message"]
+
+
+def last_incident(api: client.ApiClient, namespace: str, service: str) -> dict[str, Any] | None:
+    soc = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "changegate.io", "v1alpha1", namespace, "serviceoncalls", service
+    )
+    found: dict[str, Any] | None = soc.get("status", {}).get("lastIncident")
+    return found
+
+
+def reference(incident: dict[str, Any]) -> dict[str, Any]:
+    metadata = incident["metadata"]
+    return {k: metadata[k] for k in ("name", "namespace", "uid")}
+
+
+def latest(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one opened last, as the operator chooses: creation time, then name."""
+    return max(items, key=lambda i: (i["metadata"]["creationTimestamp"], i["metadata"]["name"]))
+
+
+@pytest.mark.usefixtures("incidents_resolved")
+def test_a_new_incident_becomes_the_services_last_incident(
+    api: client.ApiClient, cluster: LocalCluster, intake: Intake, service: str, namespace: str
+) -> None:
+    assert last_incident(api, namespace, service) is None
+    status, _ = intake.post(notification(group(), alert("a1", service)))
+    assert status == 200
+    (first,) = incidents(api, service)
+    wait_for(
+        lambda: last_incident(api, namespace, service) == reference(first),
+        message="lastIncident to name the alert's Incident",
+    )
+
+    status, _ = intake.post(notification(group(), alert("b2", service)))  # another group
+    assert status == 200
+    both = incidents(api, service)
+    assert len(both) == 2
+    newest = latest(both)
+    wait_for(
+        lambda: last_incident(api, namespace, service) == reference(newest),
+        message="lastIncident to name the newer Incident",
+    )
+    printed = cluster.kubectl("-n", namespace, "get", "serviceoncall", service, "-o", "wide")
+    assert newest["metadata"]["name"] in printed.stdout  # the Last-Incident column
+
+    cluster.kubectl("-n", namespace, "delete", "incident", newest["metadata"]["name"])
+    (remaining,) = incidents(api, service)
+    wait_for(
+        lambda: last_incident(api, namespace, service) == reference(remaining),
+        message="lastIncident to fall back to the remaining Incident",
+    )
