@@ -114,6 +114,25 @@ def wait_ticket(server: ServiceNowServer, table: str, uid: str, **fields: str) -
     return found
 
 
+def changed_in_servicenow(
+    cluster: LocalCluster, ns: str, server: ServiceNowServer, name: str
+) -> tuple[str, str]:
+    """An Incident whose ServiceNow record exists (its create recorded), which an agent then
+    sets In Progress, assigns to product-dev-2 and notes in ServiceNow: its UID, the sys_id."""
+    connect(cluster, ns, server)
+    uid = open_incident(cluster, ns, name)
+    sys_id = wait_ticket(server, "incident", uid)["sys_id"]
+    wait_for(
+        lambda: "create" in sn_sync(cluster, ns, f"incident/{name}").get("delivered", []),
+        message="the create recorded",
+    )  # fmt: skip
+    server.update_as(
+        "sn.agent", "incident", sys_id, state="2", assigned_to="product-dev-2",
+        work_notes="failing over the database",
+    )  # fmt: skip
+    return uid, sys_id
+
+
 def act(cluster: LocalCluster, ns: str, name: str, user: str, spec: dict[str, Any]) -> None:
     """An act as `user`, retried while the webhook's caches catch up with a new service."""
     wait_for(
@@ -178,18 +197,7 @@ def test_changes_made_in_servicenow_show_on_the_incident_via_servicenow(
     cluster: LocalCluster, governed: Governed, servicenow: ServiceNowServer
 ) -> None:
     ns = governed.namespace
-    connect(cluster, ns, servicenow)
-    uid = open_incident(cluster, ns, "inc-sn")
-    sys_id = wait_ticket(servicenow, "incident", uid)["sys_id"]
-    wait_for(
-        lambda: "create" in sn_sync(cluster, ns, "incident/inc-sn").get("delivered", []),
-        message="the create recorded",
-    )  # fmt: skip
-
-    servicenow.update_as(
-        "sn.agent", "incident", sys_id, state="2", assigned_to="product-dev-2",
-        work_notes="failing over the database",
-    )  # fmt: skip
+    _, sys_id = changed_in_servicenow(cluster, ns, servicenow, "inc-sn")
     spec = wait_for(
         lambda: (s := get(cluster, ns, "incident/inc-sn")["spec"]).get("assignee") and s,
         timeout=30, message="the acknowledgement and assignee from ServiceNow",

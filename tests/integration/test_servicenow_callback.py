@@ -21,7 +21,7 @@ import pytest
 from changegate.adapters.notify.webhook import SIGNATURE_HEADER, signature
 from tests.integration.conftest import Governed
 from tests.integration.test_pagerduty import restart_controller
-from tests.integration.test_servicenow import connect, open_incident, sn_sync, wait_ticket
+from tests.integration.test_servicenow import changed_in_servicenow
 from tests.support.contracts.servicenow import ServiceNowServer
 from tests.support.localcluster import LocalCluster
 from tests.support.operator import NAMESPACE, Installation, trust_store
@@ -67,17 +67,7 @@ def test_a_signed_callback_reads_the_ticket_back_at_once_and_an_unsigned_one_not
     servicenow: ServiceNowServer,
 ) -> None:
     ns = governed.namespace
-    connect(cluster, ns, servicenow)
-    uid = open_incident(cluster, ns, "inc-cb")
-    sys_id = wait_ticket(servicenow, "incident", uid)["sys_id"]
-    wait_for(
-        lambda: "create" in sn_sync(cluster, ns, "incident/inc-cb").get("delivered", []),
-        message="the create recorded",
-    )  # fmt: skip
-    servicenow.update_as(
-        "sn.agent", "incident", sys_id, state="2", assigned_to="product-dev-2",
-        work_notes="failing over the database",
-    )  # fmt: skip
+    uid, sys_id = changed_in_servicenow(cluster, ns, servicenow, "inc-cb")
     body = json.dumps({"table": "incident", "sys_id": sys_id, "correlation_id": uid}).encode()
 
     refused = [
