@@ -3,7 +3,8 @@
 A team member's acknowledgement is stamped with their name; a name typed for
 someone else is overwritten; an outsider is refused; an old note cannot be
 edited; an incident manager's freeze on a major incident refuses a Normal
-rollout of the service, naming the incident, while a rollback still passes.
+rollout of the service, naming the incident, while a rollback still passes;
+each rollout of a change naming an incident (spec.incidentRef) is on its timeline once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Governed
-from tests.integration.test_lifecycle import approved_change, wait_phase
+from tests.integration.test_lifecycle import approved_change, records, wait_phase
 from tests.support.localcluster import LocalCluster
 from tests.support.polling import wait_for
 from tests.support.scenario import IMAGE_V1, IMAGE_V2, IMAGE_V3, get, set_image
@@ -156,3 +157,55 @@ def test_a_freezing_major_incident_refuses_a_normal_rollout_but_not_a_rollback(
     annotations = get(cluster, ns, "deployment/payments-api")["metadata"]["annotations"]
     assert annotations["changegate.io/admission"] == "Rollback"
     assert annotations["changegate.io/change-request"] == "api-1-1-0"
+
+
+def rolled_out(cluster: LocalCluster, namespace: str, name: str) -> list[str]:
+    timeline = get(cluster, namespace, f"incident/{name}").get("status", {}).get("timeline", [])
+    return [e["message"] for e in timeline if e["action"] == "ChangeRolledOut"]
+
+
+def entry_of(cluster: LocalCluster, namespace: str, change: str) -> str:
+    """What the timeline should say of the change's rollout, from its DeploymentRecord."""
+    (record,) = [
+        r for r in records(cluster, namespace) if r["spec"]["changeRequest"]["name"] == change
+    ]
+    return (
+        f"change {change} rolled out revision {record['spec']['revision']} of"
+        f" Deployment/payments-api: Succeeded, record {record['metadata']['name']}"
+    )
+
+
+def test_each_rollout_of_a_change_naming_an_incident_is_on_its_timeline_once(
+    cluster: LocalCluster, governed_running: Governed
+) -> None:
+    ns = governed_running.namespace
+    opened = cluster.kubectl(
+        "apply", "-f", "-", input=incident(ns, "inc-slow"), user="product-dev-1", check=False
+    )
+    assert opened.returncode == 0, opened.stderr
+    approved_change(cluster, ns, "api-fix-1", IMAGE_V2, incidentRef={"name": "inc-slow"})
+    assert set_image(cluster, ns, IMAGE_V2).returncode == 0
+    wait_phase(cluster, ns, "api-fix-1", "Completed")
+    first = entry_of(cluster, ns, "api-fix-1")
+    wait_for(
+        lambda: rolled_out(cluster, ns, "inc-slow") == [first],
+        message="the rollout on the incident's timeline",
+    )
+
+    # More events of the finished rollout (a metadata edit), then a second answering change:
+    # the controller handles the Deployment's events in order, so once the second entry is
+    # there the re-event has been handled, and the first entry must still be there once.
+    poked = cluster.kubectl(
+        "-n", ns, "annotate", "deployment/payments-api", "example.com/poked=yes",
+        user="product-dev-1", check=False,
+    )  # fmt: skip
+    assert poked.returncode == 0, poked.stderr
+    approved_change(cluster, ns, "api-fix-2", IMAGE_V3, incidentRef={"name": "inc-slow"})
+    assert set_image(cluster, ns, IMAGE_V3).returncode == 0
+    wait_phase(cluster, ns, "api-fix-2", "Completed")
+    second = entry_of(cluster, ns, "api-fix-2")
+    wait_for(
+        lambda: len(rolled_out(cluster, ns, "inc-slow")) >= 2,
+        message="the second rollout on the incident's timeline",
+    )
+    assert rolled_out(cluster, ns, "inc-slow") == [first, second]
