@@ -458,12 +458,16 @@ class KubeAdapter:
     # -- controller writes ------------------------------------------------------
 
     def read_change_request(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.read_namespaced("changerequests", namespace, name)
+
+    def read_namespaced(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One of our namespaced objects, live; None when it does not exist."""
         try:
             with translated():
                 return cast(
                     dict[str, Any],
                     self.custom.get_namespaced_custom_object(
-                        GROUP, VERSION, namespace, "changerequests", name
+                        GROUP, VERSION, namespace, plural, name
                     ),
                 )
         except NotFound:

@@ -35,6 +35,7 @@ from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.state import ControllerState, parse, state_of
 from changegate.metrics import SERVICE_ON_CALL
 
+NOTE_ATTEMPTS = 5
 ON_CALL = "OnCall"  # condition type: False says nobody is on call, and why
 
 
@@ -58,27 +59,40 @@ def note_version(
     environment: Environment,
     change: ChangeRequest | None,
 ) -> None:
-    """Record on the ServiceOnCall what now runs in the rollout's environment."""
+    """Record on the ServiceOnCall what now runs in the rollout's environment.
+
+    The whole list is written, so only onto the status it was computed from; after a
+    conflict (another writer of the status: lastIncident, dora, on-call) onto a live read,
+    since an event handler is not retried and the rollout may bring no further event.
+    """
     soc = indexes.service_on_call(environment.soc_namespace, environment.soc_name)
-    if soc is None:
-        return
-    current = next((e for e in soc.status.environments if e.name == environment.environment), None)
-    if current is not None and current.deployment_record == seen.key:
-        return
-    others = [e for e in soc.status.environments if e.name != environment.environment]
-    environments = sorted(
-        [*others, environment_status(seen, environment, change)], key=lambda e: e.name
-    )
-    try:
-        state.kube.patch_status(
-            "serviceoncalls",
-            environment.soc_namespace,
-            environment.soc_name,
-            {"environments": [e.to_json() for e in environments]},
-            soc.metadata.resource_version,
+    for _ in range(NOTE_ATTEMPTS):
+        if soc is None:
+            return
+        current = next(
+            (e for e in soc.status.environments if e.name == environment.environment), None
         )
-    except Conflict as error:
-        raise kopf.TemporaryError(f"ServiceOnCall changed meanwhile: {error}", delay=1) from error
+        if current is not None and current.deployment_record == seen.key:
+            return
+        others = [e for e in soc.status.environments if e.name != environment.environment]
+        environments = sorted(
+            [*others, environment_status(seen, environment, change)], key=lambda e: e.name
+        )
+        try:
+            state.kube.patch_status(
+                "serviceoncalls",
+                environment.soc_namespace,
+                environment.soc_name,
+                {"environments": [e.to_json() for e in environments]},
+                soc.metadata.resource_version,
+            )
+            return
+        except Conflict:
+            body = state.kube.read_namespaced(
+                "serviceoncalls", environment.soc_namespace, environment.soc_name
+            )
+            soc = parse(ServiceOnCall, body) if body else None
+    raise kopf.TemporaryError(f"could not note {seen.key} on its ServiceOnCall", delay=1)
 
 
 def answer_of(soc: ServiceOnCall, now: dt.datetime) -> OnCallAnswer | str:
