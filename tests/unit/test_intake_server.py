@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
 from changegate.adapters.kube import Conflict, Unreachable
+from changegate.api.v1alpha1.common import ObjectRef
 from changegate.api.v1alpha1.incident import Incident
 from changegate.core.incident.routing import RoutingConfig
 from changegate.handlers.controller.intake import (
@@ -422,17 +423,25 @@ def test_each_opened_incident_is_handed_to_paging_once_persisted() -> None:
 
 
 def test_the_live_services_are_built_again_only_when_a_service_on_call_changed() -> None:
-    """The index holds a new object per change: same objects, same directory; new, rebuilt."""
+    """Same objects at the same generations, same directory; a status write (a new object in
+    the index, same generation) too; a spec change, a new or a deleted one: rebuilt."""
     payments = service_on_call(service="payments", namespace="payments-prod")
+    payments.metadata.uid, payments.metadata.generation = "uid-payments", 1
     store: dict[Any, list[Any]] = {("payments-prod", "payments"): [payments]}
     live = LiveServices(store)
     first = live()
     assert live() is first
     assert first.namespaces == {"payments": "payments-prod"}
+    status_written = payments.model_copy(deep=True)
+    status_written.status.last_incident = ObjectRef(name="inc-1", namespace="payments-prod")
+    store[("payments-prod", "payments")] = [status_written]
+    assert live() is first
     store[("checkout-prod", "checkout")] = [service_on_call(service="checkout", namespace="c")]
     assert live().namespaces == {"payments": "payments-prod", "checkout": "c"}
-    moved = service_on_call(service="payments", namespace="payments-new")
-    store[("payments-prod", "payments")] = [moved]
-    assert live().namespaces["payments"] == "payments-new"
+    routed = payments.model_copy(deep=True)
+    routed.metadata.generation = 2
+    routed.spec.service.name = "payments-v2"
+    store[("payments-prod", "payments")] = [routed]
+    assert live().namespaces["payments-v2"] == "payments-prod"
     del store[("checkout-prod", "checkout")]
     assert live().directory.named("checkout") is None

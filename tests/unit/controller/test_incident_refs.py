@@ -10,15 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import kopf
 import pytest
 
 from changegate.adapters.kube import Conflict
 from changegate.api.v1alpha1 import AdmissionBasis, FinalResult
 from changegate.api.v1alpha1.incident import Incident
-from changegate.core.incident.latest import last_incident_ref
+from changegate.core.incident.latest import Opening, last_incident_ref
 from changegate.core.incident.rollouts import ROLLED_OUT
 from changegate.handlers.controller import incident_refs
-from changegate.handlers.controller.indexes import Environment, Indexes
+from changegate.handlers.controller.indexes import Environment, Indexes, incident_openings
 from changegate.handlers.controller.state import ControllerState
 from changegate.settings import Role, Settings
 from tests.unit.builders import (
@@ -94,8 +95,18 @@ def indexes(*incidents: Incident) -> Indexes:
             "service_on_calls_by_service": {SERVICE: [SOC]},
             "service_on_calls": {(SOC_NAMESPACE, SOC.metadata.name): [SOC]},
             "incidents_by_name": {(i.metadata.namespace, i.metadata.name): [i] for i in incidents},
+            "incident_openings": openings(incidents),
         }
     )
+
+
+def openings(incidents: tuple[Incident, ...]) -> dict[str, list[Opening]]:
+    """The openings index as Kopf fills it: the real index function over each stored body."""
+    store: dict[str, list[Opening]] = {}
+    for i in incidents:
+        for service, opening in incident_openings(kopf.Body(i.to_json())).items():
+            store.setdefault(service, []).append(opening)
+    return store
 
 
 def state(kube: FakeKube) -> ControllerState:
@@ -190,7 +201,7 @@ def test_last_incident_is_written_only_when_it_differs() -> None:
 
     assert incident_refs.last_incident_patch(SOC, indexes()) is None  # nothing, and says so
     written = SOC.model_copy(deep=True)
-    written.status.last_incident = last_incident_ref([older, newer], SERVICE)
+    written.status.last_incident = last_incident_ref(openings((older, newer))[SERVICE])
     assert incident_refs.last_incident_patch(written, indexes(older, newer)) is None
     assert incident_refs.last_incident_patch(written, indexes(older)) == {
         "lastIncident": {"name": "inc-1", "namespace": SOC_NAMESPACE, "uid": "uid-inc-1"}

@@ -1,71 +1,48 @@
-"""ServiceOnCall status.lastIncident's choice: the service's incident opened last, the name
-breaking a tie; other services' incidents ignored; resolved ones count; none is None."""
+"""ServiceOnCall status.lastIncident's choice, from the service's openings: the incident
+opened last, the name (then the namespace) breaking a tie; none is None."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
 
-from changegate.api.v1alpha1.incident import Incident
-from changegate.core.incident.latest import last_incident_ref, latest_incident
+from changegate.core.incident.latest import Opening, last_incident_ref
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def incident(
-    name: str, minutes: float, service: str = "pay", namespace: str = "pay", resolved: bool = False
-) -> Incident:
-    spec: dict[str, Any] = {"service": service, "summary": "errors", "severity": "High"}
-    if resolved:
-        spec["resolution"] = {"code": "Fixed", "note": "done"}
-    created = (T0 + dt.timedelta(minutes=minutes)).isoformat()
-    return Incident.model_validate(
-        {
-            "metadata": {
-                "name": name, "namespace": namespace, "uid": f"uid-{name}",
-                "creationTimestamp": created,
-            },
-            "spec": spec,
-        }
-    )  # fmt: skip
+def opening(name: str, minutes: float, namespace: str = "pay") -> Opening:
+    return Opening(T0 + dt.timedelta(minutes=minutes), name, namespace, f"uid-{name}")
 
 
 @pytest.mark.parametrize(
-    ("incidents", "want"),
+    ("openings", "want"),
     [
         ([], None),
-        ([incident("other-1", 9, service="checkout")], None),
-        ([incident("inc-a", 1), incident("inc-b", 5), incident("inc-c", 3)], "inc-b"),
-        ([incident("inc-b", 5), incident("inc-a", 5)], "inc-b"),  # same second: the name
-        ([incident("inc-old", 1), incident("inc-new", 2, resolved=True)], "inc-new"),
-        ([incident("inc-1", 1), incident("other-9", 9, service="checkout")], "inc-1"),
+        ([opening("inc-a", 1), opening("inc-b", 5), opening("inc-c", 3)], "inc-b"),
+        ([opening("inc-b", 5), opening("inc-a", 5)], "inc-b"),  # same second: the name
+        ([opening("inc-a", 5, "x"), opening("inc-a", 5, "y")], "inc-a"),
     ],
-    ids=["none", "another-service", "newest", "tie-by-name", "resolved-counts", "own-only"],
+    ids=["none", "newest", "tie-by-name", "tie-by-namespace"],
 )
-def test_the_latest_incident_of_the_service(incidents: list[Incident], want: str | None) -> None:
-    found = latest_incident(incidents, "pay")
-    assert (found.metadata.name if found else None) == want
+def test_the_latest_opening_wins(openings: list[Opening], want: str | None) -> None:
+    ref = last_incident_ref(openings)
+    assert (ref.name if ref else None) == want
 
 
 def test_the_order_seen_never_changes_the_answer() -> None:
-    incidents = [incident("inc-b", 5), incident("inc-a", 5), incident("inc-0", 1)]
-    for order in (incidents, incidents[::-1]):
-        found = latest_incident(order, "pay")
-        assert found is not None
-        assert found.metadata.name == "inc-b"
-
-
-def test_a_deleted_latest_falls_back_to_the_next_then_to_none() -> None:
-    first, second = incident("inc-1", 1), incident("inc-2", 2)
-    assert latest_incident([first, second], "pay") is second
-    assert latest_incident([first], "pay") is first
-    assert latest_incident([], "pay") is None
+    openings = [
+        opening("inc-a", 5, "y"),
+        opening("inc-b", 5),
+        opening("inc-a", 5, "x"),
+        opening("inc-0", 1),
+    ]
+    for order in (openings, openings[::-1], sorted(openings)):
+        assert last_incident_ref(order) == last_incident_ref([opening("inc-b", 5)])
 
 
 def test_the_reference_names_namespace_and_uid() -> None:
-    ref = last_incident_ref([incident("inc-1", 1, namespace="team-pay")], "pay")
+    ref = last_incident_ref([opening("inc-1", 1, namespace="team-pay")])
     assert ref is not None
     assert ref.to_json() == {"name": "inc-1", "namespace": "team-pay", "uid": "uid-inc-1"}
-    assert last_incident_ref([], "pay") is None

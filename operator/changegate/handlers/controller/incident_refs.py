@@ -32,7 +32,7 @@ NOTE_TRIES = 5  # the incident pass writes the same timeline: retry onto a fresh
 
 def last_incident_patch(soc: ServiceOnCall, indexes: Indexes) -> dict[str, Any] | None:
     """{lastIncident: ...} when the status names another incident than it should; else None."""
-    wanted = last_incident_ref(indexes.all_incidents(), soc.spec.service.name)
+    wanted = last_incident_ref(indexes.incident_openings(soc.spec.service.name))
     if wanted == soc.status.last_incident:
         return None
     return {LAST_INCIDENT: wanted.to_json() if wanted else None}

@@ -32,6 +32,8 @@ from changegate.core.change.raised import RAISED_FOR
 from changegate.core.change.retention import finish_time
 from changegate.core.change.revisions import ControllerRevisionFact, controller_revision_of
 from changegate.core.change.workloads import workload_images
+from changegate.core.common import parse_time
+from changegate.core.incident.latest import Opening
 from changegate.core.incident.suspects import DeploymentFact, fact_of
 from changegate.core.report.evidence import Record as ReportRecord
 from changegate.handlers.controller.registry import registry
@@ -114,6 +116,22 @@ def incidents_by_name(body: kopf.Body, namespace: str, name: str, **_: Any) -> d
     """Every Incident: what escalation timers and open-incident counts derive from."""
     incident = parse(Incident, body)
     return {(namespace, name): incident} if incident else {}
+
+
+@kopf.index(GROUP, VERSION, "incidents", registry=registry)
+def incident_openings(body: kopf.Body, **_: Any) -> dict[str, Opening]:
+    """When each Incident opened, under its service: what lastIncident is chosen from,
+    without going over every Incident of the cluster on each event. Read from the body
+    as stored (always with its creationTimestamp), without parsing it once more."""
+    service = (body.get("spec") or {}).get("service")
+    opened = parse_time(body.metadata.get("creationTimestamp"))
+    if not isinstance(service, str) or opened is None:
+        return {}
+    return {
+        service: Opening(
+            opened, body.metadata.name or "", body.metadata.namespace or "", body.metadata.uid
+        )
+    }
 
 
 @kopf.index(GROUP, VERSION, "deploymentrecords", registry=registry)
@@ -292,6 +310,7 @@ class Indexes:
     incidents: Store
     deployments: Store
     raised: Store = field(default_factory=dict)
+    openings: Store = field(default_factory=dict)
     revisions: Store = field(default_factory=dict)
     production_records_by_service: Store = field(default_factory=dict)
 
@@ -310,6 +329,7 @@ class Indexes:
             running={p: kwargs[f"running_{p}"] for p in WORKLOAD_PLURALS},
             socs_by_service=kwargs.get("service_on_calls_by_service", {}),
             incidents=kwargs.get("incidents_by_name", {}),
+            openings=kwargs.get("incident_openings", {}),
             deployments=kwargs.get("deployments_by_service", {}),
             raised=kwargs.get("raised_changes", {}),
             revisions=kwargs.get("controller_revisions", {}),
@@ -397,6 +417,9 @@ class Indexes:
     def all_service_on_calls(self) -> Iterator[ServiceOnCall]:
         for store in self.service_on_calls.values():
             yield from store
+
+    def incident_openings(self, service: str) -> list[Opening]:
+        return list(self.openings.get(service) or ())
 
     def all_incidents(self) -> Iterator[Incident]:
         for store in self.incidents.values():

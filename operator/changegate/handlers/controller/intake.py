@@ -486,24 +486,25 @@ def services_of(socs: Sequence[Any]) -> Services:
 
 @dataclass
 class LiveServices:
-    """The services of the ServiceOnCall index (live), built again only when it changed.
+    """The services of the ServiceOnCall index (live), built again only when a spec changed.
 
-    The index holds a new object for every change of a ServiceOnCall, so the same objects
-    in the same order mean nothing changed: one identity check each instead of a directory
-    built for every post.
+    The directory comes from the specs alone, and a spec change moves the object's
+    generation (a status write does not: who is on call, lastIncident, DORA figures), so
+    the same objects at the same generations mean nothing changed: no directory built per
+    post, nor after each status write of an alert storm.
     """
 
     store: Mapping[Any, Any]
-    _seen: tuple[Any, ...] = ()
+    _seen: tuple[tuple[Any, ...], ...] = ()
     _built: Services | None = None
 
     def __call__(self) -> Services:
         socs = tuple(soc for found in self.store.values() for soc in found)
-        same = len(socs) == len(self._seen) and all(
-            a is b for a, b in zip(socs, self._seen, strict=True)
+        seen = tuple(
+            (m.namespace, m.name, m.uid, m.generation) for m in (soc.metadata for soc in socs)
         )
-        if self._built is None or not same:
-            self._built, self._seen = services_of(socs), socs
+        if self._built is None or seen != self._seen:
+            self._built, self._seen = services_of(socs), seen
         return self._built
 
 
