@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from changegate.adapters.kube import Conflict
 from changegate.core.schedule import Due
-from changegate.handlers.controller.indexes import DEFAULT_VALIDITY_SECONDS, Indexes
+from changegate.handlers.controller.indexes import DEFAULT_VALIDITY_SECONDS, Indexes, snapshot
 from changegate.handlers.controller.schedule import TICK, Job, run_due
 from changegate.handlers.controller.state import ControllerState
 from changegate.handlers.controller.status import status_patch
@@ -100,3 +100,33 @@ def test_the_scheduler_runs_what_is_due_keeps_failures_due_and_sleeps_until_the_
     assert ran == ["due"]  # the refused one did not stop the pass
     assert sleep == pytest.approx(2.0)
     assert sleep < TICK
+
+
+class ChangingIndex(Mapping[str, list[int]]):
+    """A Mapping like Kopf's indexes, which Kopf changes while a thread reads it: each
+    lookup drops another key (as an object deleted meanwhile would)."""
+
+    def __init__(self, **items: list[int]) -> None:
+        self.items_ = dict(items)
+
+    def __getitem__(self, key: str) -> list[int]:
+        found = self.items_[key]
+        for other in [k for k in self.items_ if k != key][:1]:
+            del self.items_[other]
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.items_)
+
+    def __len__(self) -> int:
+        return len(self.items_)
+
+
+def test_a_snapshot_of_an_index_changed_meanwhile_skips_what_went_and_never_fails() -> None:
+    index = ChangingIndex(a=[1], b=[2], c=[3], d=[4])
+    with pytest.raises(RuntimeError, match="changed size during iteration"):
+        [v for store in index.values() for v in store]  # what the handlers did before
+    taken = snapshot(ChangingIndex(a=[1], b=[2], c=[3], d=[4]))
+    assert taken[0] == ("a", [1])
+    assert len(taken) < 4  # the keys dropped meanwhile are skipped
+    assert all(values == [ord(key) - ord("a") + 1] for key, values in taken)

@@ -292,6 +292,19 @@ def _first(store: Store, key: Any) -> Any:
     return next(iter(store.get(key) or ()), None)
 
 
+def snapshot(index: Store) -> list[tuple[Any, list[Any]]]:
+    """Each key of an index with its values, copied at once.
+
+    Handlers in threads (Kopf's sync handlers, the scheduler) read indexes that Kopf
+    changes meanwhile on its event loop: iterating one through Python code (`.values()`,
+    `.items()`) may fail with "dictionary changed size during iteration". `list()` over
+    the keys and over each key's values runs in C without letting another thread in;
+    a key gone in between is skipped.
+    """
+    keys = list(index)
+    return [(key, values) for key in keys if (values := list(index.get(key) or ()))]
+
+
 @dataclass(frozen=True, slots=True)
 class Indexes:
     """The controller's indexes as a handler received them, with the questions it asks."""
@@ -361,8 +374,8 @@ class Indexes:
         return found
 
     def all_templates(self) -> Iterator[ChangeTemplate]:
-        for store in self.templates.values():
-            yield from store
+        for _, values in snapshot(self.templates):
+            yield from values
 
     def changes_under(self, namespace: str, template: str) -> list[ChangeRequest]:
         return list(self.standard_changes.get((namespace, template)) or ())
@@ -379,19 +392,19 @@ class Indexes:
         return name in self.records
 
     def record_finishes(self) -> Iterator[tuple[str, dt.datetime | None]]:
-        for name, store in self.records.items():
-            yield name, next(iter(store), None)
+        for name, values in snapshot(self.records):
+            yield name, next(iter(values), None)
 
     def expiries_due(self) -> Iterator[tuple[tuple[str, str], dt.datetime]]:
-        for key, store in self.expiries.items():
-            for expires in store:
+        for key, values in snapshot(self.expiries):
+            for expires in values:
                 yield key, expires
 
     def workload_labels(self, namespace: str) -> dict[tuple[str, str], dict[str, str]]:
         """The labels of every workload of a namespace, by (kind, name): a selector's scope."""
         labels: dict[tuple[str, str], dict[str, str]] = {}
         for store in self.running.values():
-            for (ns, kind, name), found in store.items():
+            for (ns, kind, name), found in snapshot(store):
                 entry = next(iter(found), None)
                 if ns == namespace and entry is not None:
                     labels[(kind, name)] = entry[1]
@@ -415,15 +428,19 @@ class Indexes:
         return found
 
     def all_service_on_calls(self) -> Iterator[ServiceOnCall]:
-        for store in self.service_on_calls.values():
-            yield from store
+        for _, values in snapshot(self.service_on_calls):
+            yield from values
 
     def incident_openings(self, service: str) -> list[Opening]:
         return list(self.openings.get(service) or ())
 
     def all_incidents(self) -> Iterator[Incident]:
-        for store in self.incidents.values():
-            yield from store
+        for _, values in snapshot(self.incidents):
+            yield from values
+
+    def all_changes(self) -> Iterator[ChangeRequest]:
+        for _, values in snapshot(self.changes):
+            yield from values
 
     def deployment_facts(self, service: str) -> list[DeploymentFact]:
         return list(self.deployments.get(service) or ())

@@ -67,7 +67,7 @@ from changegate.core.incident.routing import (
     split_post,
 )
 from changegate.core.ports import Clock
-from changegate.handlers.controller.indexes import Indexes
+from changegate.handlers.controller.indexes import Indexes, snapshot
 from changegate.handlers.controller.state import ControllerState
 from changegate.metrics import INTAKE_REQUESTS
 
@@ -499,7 +499,7 @@ class LiveServices:
     _built: Services | None = None
 
     def __call__(self) -> Services:
-        socs = tuple(soc for found in self.store.values() for soc in found)
+        socs = tuple(soc for _, found in snapshot(self.store) for soc in found)
         seen = tuple(
             (m.namespace, m.name, m.uid, m.generation) for m in (soc.metadata for soc in socs)
         )

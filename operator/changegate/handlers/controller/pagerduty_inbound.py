@@ -110,7 +110,7 @@ def apply(
 
 def find_incident(indexes: Indexes, event: PagerDutyEvent) -> Incident | None:
     """Our Incident: by its UID (the dedup_key we sent), else by the PagerDuty ID label."""
-    found: list[Incident] = [i for values in indexes.incidents.values() for i in values]
+    found: list[Incident] = list(indexes.all_incidents())
     if event.incident_key:
         by_key = [i for i in found if i.metadata.uid == event.incident_key]
         if by_key:

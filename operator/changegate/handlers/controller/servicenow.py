@@ -379,23 +379,21 @@ class ReadBack:
         return soc is not None and soc.spec.integrations.service_now is not None
 
     def _incidents(self) -> Iterator[tuple[Incident, ServiceOnCall]]:
-        for store in list(self.indexes.incidents.values()):
-            for incident in list(store):
-                soc = self.indexes.service(incident.spec.service)
-                open_ = incident.status.phase is not IncidentPhase.RESOLVED
-                if soc and soc.spec.integrations.service_now and open_ and _created(soc, incident):
-                    yield incident, soc
+        for incident in list(self.indexes.all_incidents()):
+            soc = self.indexes.service(incident.spec.service)
+            open_ = incident.status.phase is not IncidentPhase.RESOLVED
+            if soc and soc.spec.integrations.service_now and open_ and _created(soc, incident):
+                yield incident, soc
 
     def _changes(self) -> Iterator[tuple[ChangeRequest, ServiceOnCall]]:
-        for store in list(self.indexes.changes.values()):
-            for change in list(store):
-                soc = self.indexes.service(change.spec.service)
-                if soc is None or soc.spec.integrations.service_now is None:
-                    continue
-                in_sn = soc.spec.change_policy.approvals_in is ApprovalPlace.SERVICE_NOW
-                pending = (change.status.phase or ChangePhase.PENDING) is ChangePhase.PENDING
-                if in_sn and pending and _created(soc, change):
-                    yield change, soc
+        for change in list(self.indexes.all_changes()):
+            soc = self.indexes.service(change.spec.service)
+            if soc is None or soc.spec.integrations.service_now is None:
+                continue
+            in_sn = soc.spec.change_policy.approvals_in is ApprovalPlace.SERVICE_NOW
+            pending = (change.status.phase or ChangePhase.PENDING) is ChangePhase.PENDING
+            if in_sn and pending and _created(soc, change):
+                yield change, soc
 
     async def _client(self, soc: ServiceOnCall) -> ServiceNowClient:
         integration = soc.spec.integrations.service_now

@@ -162,10 +162,9 @@ class SyncRunner:
         for incident in list(self.indexes.all_incidents()):
             if wanted(incident.spec.service):
                 self.observe(INCIDENTS, incident)
-        for store in list(self.indexes.changes.values()):
-            for change in list(store):
-                if wanted(change.spec.service):
-                    self.observe(CHANGE_REQUESTS, change)
+        for change in list(self.indexes.all_changes()):
+            if wanted(change.spec.service):
+                self.observe(CHANGE_REQUESTS, change)
 
     async def offer_records(self, service: str) -> None:
         """The service's production DeploymentRecords recent enough to be owed anything (a
