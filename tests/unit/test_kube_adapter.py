@@ -18,6 +18,7 @@ from kubernetes import client
 
 from changegate.adapters import kube
 from changegate.adapters.kube import (
+    POOL_SIZE,
     ApiError,
     ChangeRequests,
     ConfigError,
@@ -377,3 +378,18 @@ def test_a_watch_refused_is_an_error_and_a_broken_one_unreachable() -> None:
     broken = CustomObjects(urllib3.exceptions.ProtocolError("reset"))  # type: ignore[arg-type]
     with pytest.raises(Unreachable, match=r"^lost the watch on the API server: "):
         list(change_requests(broken).watch(change_request(), 5))
+
+
+def test_the_client_keeps_a_connection_for_each_thread_that_may_call(tmp_path: Path) -> None:
+    """Fewer than the threads calling at once, urllib3 drops connections under load and
+    every call after pays a TLS handshake (seen as 'Connection pool is full')."""
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    api = Login(kubeconfig=str(kubeconfig)).api
+    assert api.configuration.connection_pool_maxsize == POOL_SIZE
+    assert api.rest_client.pool_manager.connection_pool_kw["maxsize"] == POOL_SIZE

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 COMPONENT = "changegate"
 JSON_PATCH = "application/json-patch+json"
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+POOL_SIZE = 32  # connections kept to the API server (see Login.api)
 # A Warning header value: `299 - "text"`, possibly several joined by commas.
 _WARNING = re.compile(r'\d{3} \S+ "((?:[^"\\]|\\.)*)"')
 Typed = TypeVar("Typed", bound=CustomResource)
@@ -246,6 +247,10 @@ class Login:
                     context=self.context,
                     client_configuration=configuration,
                 )
+        # One connection per thread that may call at once (Kopf's handler threads, the
+        # intake's, the scheduler's, asyncio.to_thread's): below that, urllib3 discards
+        # connections under load and each call after pays a new TLS handshake.
+        configuration.connection_pool_maxsize = POOL_SIZE
         return client.ApiClient(configuration)
 
     @cached_property
