@@ -16,7 +16,7 @@ import pytest
 from changegate.adapters.kube import Conflict
 from changegate.api.v1alpha1 import AdmissionBasis, FinalResult
 from changegate.api.v1alpha1.incident import Incident
-from changegate.core.incident.latest import Opening, last_incident_ref
+from changegate.core.incident.latest import SETTLE, Opening, last_incident_ref
 from changegate.core.incident.rollouts import ROLLED_OUT
 from changegate.handlers.controller import incident_refs
 from changegate.handlers.controller.indexes import Environment, Indexes, incident_openings
@@ -104,7 +104,7 @@ def openings(incidents: tuple[Incident, ...]) -> dict[str, list[Opening]]:
     """The openings index as Kopf fills it: the real index function over each stored body."""
     store: dict[str, list[Opening]] = {}
     for i in incidents:
-        for service, opening in incident_openings(kopf.Body(i.to_json())).items():
+        for service, opening in incident_openings(body=kopf.Body(i.to_json())).items():
             store.setdefault(service, []).append(opening)
     return store
 
@@ -207,3 +207,15 @@ def test_last_incident_is_written_only_when_it_differs() -> None:
         "lastIncident": {"name": "inc-1", "namespace": SOC_NAMESPACE, "uid": "uid-inc-1"}
     }
     assert incident_refs.last_incident_patch(written, indexes()) == {"lastIncident": None}
+
+
+def test_the_scheduler_writes_last_incident_once_settled() -> None:
+    """Due SETTLE after the Incident opened (one write for a storm), then written by the job."""
+    older, newer = incident("inc-1", SOC_NAMESPACE, -2), incident("inc-2", SOC_NAMESPACE, -1)
+    kube = FakeKube(None)
+    [due] = incident_refs.last_incident_dues(state(kube), indexes(older, newer))
+    assert due.key == SERVICE
+    assert due.at == older.metadata.creation_timestamp + SETTLE  # the first not shown yet
+    incident_refs.write_last_incident(state(kube), indexes(older, newer), due.key, due.at)
+    [(_, _, written)] = kube.soc_writes
+    assert written["lastIncident"]["name"] == "inc-2"

@@ -838,7 +838,8 @@ class ServiceOnCallStatus(StatusModel):
         description=(
             "The service's most recent Incident, open or resolved (the latest created, the"
             " name breaking a tie), whichever namespace it is in; empty when it has none."
-            " Follows Incidents as they are created and deleted."
+            " Follows Incidents as they are created (within about 10 s: an alert storm"
+            " writes it once) and deleted."
         ),
     )
 

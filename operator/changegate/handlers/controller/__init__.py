@@ -29,13 +29,7 @@ import kopf
 
 from changegate.adapters.kube import KubeAdapter, api_client
 from changegate.adapters.notify.secrets import BriefCache, SecretReader
-from changegate.handlers.controller import (
-    changerequests,
-    changetemplates,
-    incident_refs,
-    intake,
-    rollouts,
-)
+from changegate.handlers.controller import changerequests, changetemplates, intake, rollouts
 from changegate.handlers.controller.incidents import IncidentWork, jobs
 from changegate.handlers.controller.indexes import Indexes
 from changegate.handlers.controller.pagerduty_inbound import PagerDutyInbound
@@ -49,7 +43,7 @@ from changegate.handlers.controller.sync import SyncRunner, start_sync
 from changegate.metrics import serve_probes_and_metrics
 from changegate.settings import Settings
 
-__all__ = ["changerequests", "changetemplates", "incident_refs", "registry", "rollouts"]
+__all__ = ["changerequests", "changetemplates", "registry", "rollouts"]
 
 
 @kopf.on.startup(registry=registry)

@@ -1,8 +1,9 @@
 """What points at Incidents from elsewhere: a service's lastIncident, and changes that answer one.
 
-ServiceOnCall status.lastIncident (core.incident.latest) is compared with the
-indexes on every Incident event (a creation, a deletion) and every ServiceOnCall
-event, and written, that one key only, when it differs. A finished rollout of a
+ServiceOnCall status.lastIncident (core.incident.latest) is a job of the
+controller's scheduler: due, from the indexes, a few seconds after an Incident
+opens (settled, so an alert storm writes it once per service, not per Incident)
+or at once after the one it names is deleted; written, that one key only. A finished rollout of a
 change naming an Incident (spec.incidentRef) adds one entry to that Incident's
 timeline (core.incident.rollouts), called from the rollouts handler on each event
 of the workload: read live and written under its resourceVersion, so never twice.
@@ -10,21 +11,21 @@ of the workload: read live and written under its resourceVersion, so never twice
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Hashable, Iterator
 from typing import Any
 
-import kopf
-
 from changegate.adapters.kube import Conflict
-from changegate.api.v1alpha1 import GROUP, VERSION, AdmissionBasis, ChangeRequest, ServiceOnCall
+from changegate.api.v1alpha1 import AdmissionBasis, ChangeRequest, ServiceOnCall
 from changegate.api.v1alpha1.incident import Incident
 from changegate.core.change.retention import record_due
 from changegate.core.change.rollouts import Observation
-from changegate.core.incident.latest import last_incident_ref
+from changegate.core.incident.latest import last_incident_due, last_incident_ref
 from changegate.core.incident.lifecycle import with_timeline
 from changegate.core.incident.rollouts import AnsweringRollout, owes_entry, rollout_entry
+from changegate.core.schedule import Due
 from changegate.handlers.controller.indexes import Environment, Indexes
-from changegate.handlers.controller.registry import registry
-from changegate.handlers.controller.state import ControllerState, audit, log, parse, state_of
+from changegate.handlers.controller.state import ControllerState, audit, log, parse
 
 LAST_INCIDENT = "lastIncident"
 NOTE_TRIES = 5  # the incident pass writes the same timeline: retry onto a fresh read
@@ -49,24 +50,19 @@ def refresh_last_incident(state: ControllerState, indexes: Indexes, service: str
     state.kube.patch_status("serviceoncalls", namespace, name, patch)
 
 
-@kopf.on.event(GROUP, VERSION, "incidents", id="last-incident", registry=registry)
-def note_last_incident(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """An Incident created or deleted (or any change, compared from the index): its service's
-    lastIncident follows. On a deletion the index has already dropped it."""
-    service = (body.get("spec") or {}).get("service")
-    if service:
-        refresh_last_incident(state_of(memo), Indexes.of(kwargs), str(service))
+def last_incident_dues(_: ControllerState, indexes: Indexes) -> Iterator[Due]:
+    """The scheduler's: each service whose lastIncident is to write, and when (settled)."""
+    for soc in indexes.all_service_on_calls():
+        service = soc.spec.service.name
+        at = last_incident_due(soc.status.last_incident, indexes.incident_openings(service))
+        if at is not None:
+            yield Due(service, at)
 
 
-@kopf.on.event(GROUP, VERSION, "serviceoncalls", id="last-incident", registry=registry)
-def fill_last_incident(body: kopf.Body, type: str | None, patch: kopf.Patch, **kwargs: Any) -> None:
-    """A ServiceOnCall seen (created after its incidents, or at start-up): fill lastIncident."""
-    if type == "DELETED" or body.metadata.get("deletionTimestamp"):
-        return
-    soc = parse(ServiceOnCall, body)
-    wanted = last_incident_patch(soc, Indexes.of(kwargs)) if soc is not None else None
-    if wanted is not None:
-        patch.status.update(wanted)
+def write_last_incident(
+    state: ControllerState, indexes: Indexes, key: Hashable, _: dt.datetime
+) -> None:
+    refresh_last_incident(state, indexes, str(key))
 
 
 def indexed_incident(indexes: Indexes, namespace: str, name: str) -> Incident | None:

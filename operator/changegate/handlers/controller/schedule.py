@@ -9,8 +9,8 @@ an item that appears meanwhile and falls due sooner (a new Incident's first
 escalation step) cuts the sleep short through `Wakeup`. An item whose write the API server
 refuses (KubeError) is logged and stays due, so the next pass tries it again.
 Kopf timers are not used: they would put finalizers on objects. On-call
-handoffs and each service's DORA figures (handlers/controller/dora) are in
-JOBS; incident escalation timers (handlers/controller/incidents)
+handoffs, each service's DORA figures (handlers/controller/dora) and its
+lastIncident (handlers/controller/incident_refs) are in JOBS; incident escalation timers (handlers/controller/incidents)
 join them at start-up, since they hand their work to the incidents' pager.
 """
 
@@ -29,6 +29,7 @@ from changegate.core.change.retention import record_due
 from changegate.core.schedule import Due, due_now, seconds_to_next
 from changegate.handlers.controller.changerequests import expire_change
 from changegate.handlers.controller.dora import dora_due, newest_evidence, refresh_dora
+from changegate.handlers.controller.incident_refs import last_incident_dues, write_last_incident
 from changegate.handlers.controller.indexes import Indexes
 from changegate.handlers.controller.serviceoncalls import on_call_due, refresh_on_call
 from changegate.handlers.controller.state import ControllerState, audit
@@ -97,6 +98,7 @@ JOBS = (
     Job("retention", retention_dues, delete_record),
     Job("handoff", handoff_dues, handoff),
     Job("dora", dora_dues, dora),
+    Job("last-incident", last_incident_dues, write_last_incident),
 )
 
 
