@@ -241,6 +241,7 @@ def test_a_new_incident_becomes_the_services_last_incident(
     (first,) = incidents(api, service)
     wait_for(
         lambda: last_incident(api, namespace, service) == reference(first),
+        timeout=60,  # written settled: SETTLE (30 s) after the Incident opened, then a tick
         message="lastIncident to name the alert's Incident",
     )
 
@@ -251,6 +252,7 @@ def test_a_new_incident_becomes_the_services_last_incident(
     newest = latest(both)
     wait_for(
         lambda: last_incident(api, namespace, service) == reference(newest),
+        timeout=60,
         message="lastIncident to name the newer Incident",
     )
     printed = cluster.kubectl("-n", namespace, "get", "serviceoncall", service, "-o", "wide")

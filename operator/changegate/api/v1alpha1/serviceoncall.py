@@ -838,7 +838,7 @@ class ServiceOnCallStatus(StatusModel):
         description=(
             "The service's most recent Incident, open or resolved (the latest created, the"
             " name breaking a tie), whichever namespace it is in; empty when it has none."
-            " Follows Incidents as they are created (within about 10 s: an alert storm"
+            " Follows Incidents as they are created (within about 30 s: an alert storm"
             " writes it once) and deleted."
         ),
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from changegate.api.v1alpha1.common import ObjectRef
 
-SETTLE = dt.timedelta(seconds=10)
+SETTLE = dt.timedelta(seconds=30)
 AT_ONCE = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
