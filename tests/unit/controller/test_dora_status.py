@@ -170,9 +170,13 @@ def test_when_the_figures_fall_due(
 
 
 def test_the_newest_evidence_is_a_record_written_or_a_cause_confirmed() -> None:
-    assert dora.newest_evidence(SERVICE, indexes(RECORDS)) == at(-23)
-    assert dora.newest_evidence(SERVICE, indexes(RECORDS, [CAUSE])) == at(-21)
-    assert dora.newest_evidence(SERVICE, indexes([])) is None
+    def newest(found: Indexes) -> object:
+        return dora.newest_evidence(SERVICE, found, dora.confirmed_causes(found))
+
+    assert newest(indexes(RECORDS)) == at(-23)
+    assert newest(indexes(RECORDS, [CAUSE])) == at(-21)
+    assert newest(indexes([])) is None
+    assert dora.confirmed_causes(indexes(RECORDS, [CAUSE])) == {SERVICE: at(-21)}
 
 
 def test_a_fact_keeps_every_field_the_figures_read() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Gauge
 
@@ -137,15 +137,27 @@ def forget(service: str) -> None:
     exported.discard(service)
 
 
-def newest_evidence(service: str, indexes: Indexes) -> dt.datetime | None:
-    """When the newest record of the service was written, or an incident's cause confirmed."""
+def newest_evidence(
+    service: str, indexes: Indexes, causes: Mapping[str, dt.datetime]
+) -> dt.datetime | None:
+    """When the newest record of the service was written, or an incident's cause confirmed
+    (`causes`: the latest confirmation per service, from `confirmed_causes`)."""
     moments = [f.created for f in indexes.production_records(service) if f.created is not None]
-    moments += [
-        i.spec.cause_confirmed_time
-        for i in indexes.all_incidents()
-        if i.spec.service == service and i.spec.cause_confirmed_time is not None
-    ]
+    if service in causes:
+        moments.append(causes[service])
     return max(moments, default=None)
+
+
+def confirmed_causes(indexes: Indexes) -> dict[str, dt.datetime]:
+    """Each service's latest confirmation of an incident's cause: one pass over the
+    incidents for every service, not one per service."""
+    latest: dict[str, dt.datetime] = {}
+    for incident in indexes.all_incidents():
+        confirmed = incident.spec.cause_confirmed_time
+        service = incident.spec.service
+        if confirmed is not None and (service not in latest or confirmed > latest[service]):
+            latest[service] = confirmed
+    return latest
 
 
 def dora_due(soc: ServiceOnCall, newest: dt.datetime | None) -> dt.datetime:

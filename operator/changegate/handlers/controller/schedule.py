@@ -28,7 +28,12 @@ from changegate.adapters.kube import KubeError
 from changegate.core.change.retention import record_due
 from changegate.core.schedule import Due, due_now, seconds_to_next
 from changegate.handlers.controller.changerequests import expire_change
-from changegate.handlers.controller.dora import dora_due, newest_evidence, refresh_dora
+from changegate.handlers.controller.dora import (
+    confirmed_causes,
+    dora_due,
+    newest_evidence,
+    refresh_dora,
+)
 from changegate.handlers.controller.incident_refs import last_incident_dues, write_last_incident
 from changegate.handlers.controller.indexes import Indexes
 from changegate.handlers.controller.serviceoncalls import on_call_due, refresh_on_call
@@ -83,8 +88,9 @@ def handoff(state: ControllerState, indexes: Indexes, key: Hashable, now: dt.dat
 
 
 def dora_dues(_: ControllerState, indexes: Indexes) -> Iterable[Due]:
+    causes = confirmed_causes(indexes)
     for soc in indexes.all_service_on_calls():
-        newest = newest_evidence(soc.spec.service.name, indexes)
+        newest = newest_evidence(soc.spec.service.name, indexes, causes)
         yield Due((soc.metadata.namespace, soc.metadata.name), dora_due(soc, newest))
 
 
@@ -106,7 +112,9 @@ async def run_due(state: ControllerState, indexes: Indexes, jobs: Iterable[Job])
     """Run every item due now; the seconds until the next one (at most TICK)."""
     upcoming: list[Due] = []
     for job in jobs:
-        dues = list(job.dues(state, indexes))
+        # Off the event loop: over a large cluster this takes a while, and the intake and
+        # Kopf's watches share the loop.
+        dues = await asyncio.to_thread(list, job.dues(state, indexes))
         upcoming.extend(dues)
         for due in due_now(dues, state.clock()):
             try:
