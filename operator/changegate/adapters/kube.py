@@ -485,15 +485,18 @@ class KubeAdapter:
         name: str,
         status: dict[str, Any],
         resource_version: str | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
         """Merge-patch the status subresource; with a resourceVersion, only if nothing
-        changed since (Conflict otherwise)."""
+        changed since (Conflict otherwise). The object as written."""
         body: dict[str, Any] = {"status": status}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         with translated():
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, body
+            return cast(
+                dict[str, Any],
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, plural, name, body
+                ),
             )
 
     def create_cluster_object(self, plural: str, body: dict[str, Any]) -> bool:

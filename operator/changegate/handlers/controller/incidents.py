@@ -324,28 +324,35 @@ class IncidentWork:
 
     async def run_pass(self, namespace: str, name: str, first: Incident | None = None) -> None:
         """Batches until nothing is owed: each sent, then recorded, before the next is decided.
-        `first`: the Incident as just written, for the first batch (else it is read)."""
+        `first`: the Incident as just written, for the first batch; each later batch starts
+        from the Incident as the previous one recorded it (read only when neither is known)."""
+        known = first
         for _ in range(MAX_BATCHES):
-            if not await self.one_batch(namespace, name, first):
+            again, known = await self.one_batch(namespace, name, known)
+            if not again:
                 return
-            first = None
 
-    async def one_batch(self, namespace: str, name: str, known: Incident | None = None) -> bool:
-        """Settle the status, send what is owed first, record it; whether to look again."""
+    async def one_batch(
+        self, namespace: str, name: str, known: Incident | None = None
+    ) -> tuple[bool, Incident | None]:
+        """Settle the status, send what is owed first, record it; whether to look again, and
+        the Incident as recorded."""
         incident = known or await asyncio.to_thread(self.read, namespace, name)
         if incident is None or incident.metadata.deletion_timestamp is not None:
-            return False
+            return False, None
         now = self.state.clock()
         current = with_status(incident, settled(incident, self.indexes, now))
         batch = next_batch(current, self.directory, now)
         sent = await self.pager.send(batch.outbound) if batch else []
-        wrote = await asyncio.to_thread(self.record, incident, batch, sent)
-        return batch is not None and wrote
+        recorded = await asyncio.to_thread(self.record, incident, batch, sent)
+        return batch is not None and recorded is not None, recorded
 
     def record(
         self, incident: Incident, batch: Batch | None, sent: list[tuple[Page, PageOutcome]]
-    ) -> bool:
-        """Write the settled status with the batch's outcomes; on a conflict, onto the fresh one."""
+    ) -> Incident | None:
+        """Write the settled status with the batch's outcomes; on a conflict, onto the fresh
+        one. The Incident as written (as it was, when nothing needed writing after a batch);
+        None when nothing was written, or the Incident is gone."""
         for _ in range(RECORD_TRIES):
             now = self.state.clock()
             status = settled(incident, self.indexes, now)
@@ -353,26 +360,26 @@ class IncidentWork:
                 status = with_outcomes(status, incident.metadata.uid or "", batch, sent, now)
             patch = status_patch(incident.status.to_json(), status.to_json())
             if patch is None:
-                return batch is not None
+                return incident if batch is not None else None
             try:
-                self.state.kube.patch_status(
+                written = self.state.kube.patch_status(
                     "incidents", incident.metadata.namespace or "", incident.metadata.name or "",
                     patch, incident.metadata.resource_version,
                 )  # fmt: skip
             except Conflict:
                 fresh = self.read(incident.metadata.namespace or "", incident.metadata.name or "")
                 if fresh is None:
-                    return False
+                    return None
                 incident = fresh
                 continue
             report(incident, status, sent)
-            return True
+            return parse(Incident, written)
         log.warning(
             "incident %s: gave up recording after %d conflicts",
             incident.metadata.name,
             RECORD_TRIES,
         )
-        return False
+        return None
 
 
 def due_of(incident: Incident, now: dt.datetime) -> dt.datetime | None:
