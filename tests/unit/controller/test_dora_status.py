@@ -25,6 +25,7 @@ from changegate.handlers.controller.indexes import (
 from changegate.handlers.controller.state import ControllerState
 from changegate.settings import Role, Settings
 from tests.unit.builders import NOW, at, iso, service_on_call
+from tests.unit.controller.test_glue import indexes as empty_but
 
 SERVICE = "dora-pay"
 SOC = service_on_call(service=SERVICE, namespace="dora-pay", production=("dora-pay-prod",))
@@ -64,15 +65,8 @@ CAUSE = Incident.model_validate(
 
 
 def indexes(records: list[Record], incidents: list[Incident] = ()) -> Indexes:  # type: ignore[assignment]
-    names = (
-        "environments_by_namespace", "policies_by_service", "validity_by_service",
-        "changes_by_name", "standard_changes_by_template", "expiry_by_change",
-        "templates_by_name", "records_by_name", "running_deployments",
-        "running_statefulsets", "running_daemonsets",
-    )  # fmt: skip
-    return Indexes.of(
-        {name: {} for name in names}
-        | {
+    return empty_but(
+        **{
             "service_on_calls": {("dora-pay", SOC.metadata.name): [SOC]},
             "production_records_by_service": (
                 {SERVICE: [RecordFact.of(r) for r in records]} if records else {}

@@ -45,6 +45,7 @@ def test_status_patch(
 
 
 def indexes(**stores: Any) -> Indexes:
+    """Kopf's indexes as a handler gets them: `stores` by name, every other required one empty."""
     empty: dict[str, Any] = {}
     names = [
         "environments_by_namespace",
@@ -60,7 +61,7 @@ def indexes(**stores: Any) -> Indexes:
         "running_statefulsets",
         "running_daemonsets",
     ]
-    return Indexes.of({name: stores.get(name, empty) for name in names})
+    return Indexes.of({name: empty for name in names} | stores)
 
 
 def test_index_questions() -> None:

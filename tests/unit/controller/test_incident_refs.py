@@ -32,6 +32,7 @@ from tests.unit.builders import (
     with_spec,
 )
 from tests.unit.change.test_rollouts import finished_observation
+from tests.unit.controller.test_glue import indexes as empty_but
 
 SOC_NAMESPACE = "team-payments"
 SOC = service_on_call(namespace=SOC_NAMESPACE)
@@ -83,15 +84,8 @@ class FakeKube:
 
 
 def indexes(*incidents: Incident) -> Indexes:
-    names = (
-        "environments_by_namespace", "policies_by_service", "validity_by_service",
-        "changes_by_name", "standard_changes_by_template", "expiry_by_change",
-        "templates_by_name", "records_by_name", "running_deployments",
-        "running_statefulsets", "running_daemonsets",
-    )  # fmt: skip
-    return Indexes.of(
-        {name: {} for name in names}
-        | {
+    return empty_but(
+        **{
             "service_on_calls_by_service": {SERVICE: [SOC]},
             "service_on_calls": {(SOC_NAMESPACE, SOC.metadata.name): [SOC]},
             "incidents_by_name": {(i.metadata.namespace, i.metadata.name): [i] for i in incidents},
