@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import itertools
 import json
 from collections.abc import Awaitable, Callable
@@ -33,13 +32,11 @@ from changegate.handlers.controller.intake import (
     IntakeConfig,
     LiveServices,
     Services,
-    alert_groups,
     authorized,
     group_hash,
     intake_app,
 )
 from tests.unit.builders import service_on_call
-from tests.unit.controller.test_glue import indexes as controller_indexes
 from tests.unit.incident.builders import DIRECTORY, T0, alert, body
 
 TOKEN = "s3cret-token-value"
@@ -57,7 +54,6 @@ class FakeApiServer:
     status_faults: int = 0  # the next status patches that fail as if the process died
     conflicts: int = 0  # the next status patches that meet a concurrent write
     writes: int = 0
-    lists: int = 0
     versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def _bump(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +70,6 @@ class FakeApiServer:
         return obj
 
     def list_incidents(self, label_selector: str) -> list[dict[str, Any]]:
-        self.lists += 1
         wanted = dict(term.split("=") for term in label_selector.split(","))
         return [
             copy.deepcopy(o)
@@ -131,7 +126,6 @@ def run(
     test: Callable[[Call], Awaitable[None]],
     limit: int = 1 << 20,
     opened: Callable[[Incident], None] | None = None,
-    seen: Callable[[str, str], bool] = lambda service, group: True,
 ) -> None:
     config = IntakeConfig(
         routing=RoutingConfig(fallback_service="platform"),
@@ -141,7 +135,7 @@ def run(
         max_body_bytes=limit,
     )
     services = Services(DIRECTORY, NAMESPACES)
-    intake = Intake(api, config, lambda: services, lambda: T0, opened=opened, seen=seen)
+    intake = Intake(api, config, lambda: services, lambda: T0, opened=opened)
 
     async def scenario() -> None:
         async with TestClient(TestServer(intake_app(intake))) as client:
@@ -451,66 +445,3 @@ def test_the_live_services_are_built_again_only_when_a_service_on_call_changed()
     assert live().namespaces["payments-v2"] == "payments-prod"
     del store[("checkout-prod", "checkout")]
     assert live().directory.named("checkout") is None
-
-
-def unseen(service: str, group: str) -> bool:
-    return False  # the controller's index holds no Incident of any group
-
-
-def outcomes(answer: dict[str, Any]) -> list[str]:
-    return [i["outcome"] for i in answer["incidents"]]
-
-
-def test_a_group_the_index_does_not_know_is_opened_without_listing_it() -> None:
-    api = FakeApiServer()
-
-    async def test(call: Call) -> None:
-        status, answer = await call(body(alert("a1")))
-        assert status == 200
-        assert outcomes(answer) == ["Opened"]
-
-    run(api, test, seen=unseen)
-    assert api.lists == 0
-    [incident] = api.incidents()
-    assert incident["status"]["alerts"]
-
-
-def test_an_index_lagging_behind_a_group_costs_a_retry_not_a_second_incident() -> None:
-    """The group has an Incident the index does not show yet: the create finds the name
-    taken, the retry lists the group, and the duplicate delivery changes nothing."""
-    api = FakeApiServer()
-
-    async def test(call: Call) -> None:
-        await call(body(alert("a1")))
-        status, answer = await call(body(alert("a1")))  # Alertmanager HA's duplicate
-        assert status == 200
-        assert outcomes(answer) == ["Unchanged"]
-
-    run(api, test, seen=unseen)
-    assert len(api.incidents()) == 1
-    assert api.lists == 1
-
-
-def test_a_resolution_of_a_group_the_index_does_not_know_lists_it_first() -> None:
-    """Only an opening skips the list: a resolution must find the Incident it resolves."""
-    api = FakeApiServer()
-
-    async def test(call: Call) -> None:
-        await call(body(alert("a1")))
-        status, answer = await call(body(alert("a1", ends=5)))
-        assert status == 200
-        assert outcomes(answer) == ["AutoResolved"]
-
-    run(api, test, seen=unseen)
-    assert api.lists == 1
-    [incident] = api.incidents()
-    assert incident["spec"]["resolution"]["code"] == "AutoResolved"
-
-
-def test_the_alert_group_index_holds_the_groups_the_intake_labelled() -> None:
-    labelled = {LABEL_SERVICE: "payments", LABEL_GROUP: "abc123"}
-    assert alert_groups(labels=labelled) == {("payments", "abc123"): True}
-    assert alert_groups(labels={LABEL_SERVICE: "payments"}) == {}  # made by hand: no group
-    found = dataclasses.replace(controller_indexes(), alert_groups={("payments", "abc123"): [True]})
-    assert found.alert_group_seen("payments", "abc123")
-    assert not found.alert_group_seen("payments", "other")

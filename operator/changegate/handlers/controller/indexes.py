@@ -324,7 +324,6 @@ class Indexes:
     deployments: Store
     raised: Store = field(default_factory=dict)
     openings: Store = field(default_factory=dict)
-    alert_groups: Store = field(default_factory=dict)
     revisions: Store = field(default_factory=dict)
     production_records_by_service: Store = field(default_factory=dict)
 
@@ -344,7 +343,6 @@ class Indexes:
             socs_by_service=kwargs.get("service_on_calls_by_service", {}),
             incidents=kwargs.get("incidents_by_name", {}),
             openings=kwargs.get("incident_openings", {}),
-            alert_groups=kwargs.get("alert_groups", {}),
             deployments=kwargs.get("deployments_by_service", {}),
             raised=kwargs.get("raised_changes", {}),
             revisions=kwargs.get("controller_revisions", {}),
@@ -432,10 +430,6 @@ class Indexes:
     def all_service_on_calls(self) -> Iterator[ServiceOnCall]:
         for _, values in snapshot(self.service_on_calls):
             yield from values
-
-    def alert_group_seen(self, service: str, group: str) -> bool:
-        """Whether an Incident of the alert group exists (as the intake labels them)."""
-        return (service, group) in self.alert_groups
 
     def incident_openings(self, service: str) -> list[Opening]:
         return list(self.openings.get(service) or ())

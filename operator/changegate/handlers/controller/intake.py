@@ -23,13 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import kopf
 from aiohttp import web
 from pydantic import ValidationError
 
 from changegate.adapters.kube import Conflict, KubeError
 from changegate.adapters.tls import ServingCertificate
-from changegate.api.v1alpha1 import GROUP, VERSION
 from changegate.api.v1alpha1.common import ObjectMeta
 from changegate.api.v1alpha1.incident import (
     AlertState,
@@ -70,7 +68,6 @@ from changegate.core.incident.routing import (
 )
 from changegate.core.ports import Clock
 from changegate.handlers.controller.indexes import Indexes, snapshot
-from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.state import ControllerState
 from changegate.metrics import INTAKE_REQUESTS
 
@@ -297,20 +294,10 @@ def persist_once(
     namespace: str,
     entry: ServiceEntry | None,
     now: dt.datetime,
-    unseen: bool = False,
 ) -> Persisted:
-    """Merge the delivery into the group's latest Incident and write what changed.
-
-    `unseen`: the controller's index holds no Incident of the group, so a delivery that
-    opens one creates it without listing the group first (the alert-to-page path). The
-    create is the check: if the group has Incidents after all (the index lagging), it
-    finds its name taken and the retry lists them. Anything else lists first.
-    """
+    """Merge the delivery into the group's latest Incident and write what changed."""
     group = group_hash(delivery.group_key)
-    if unseen and merge(None, delivery, now).outcome is Outcome.OPENED:
-        found: list[Incident] = []
-    else:
-        found = incidents_of(store, delivery.service, group)
+    found = incidents_of(store, delivery.service, group)
     latest = found[-1] if found else None
     if latest is not None and unfilled(latest):
         previous = found[-2] if len(found) > 1 else None
@@ -353,16 +340,13 @@ def persist(
     namespace: str,
     entry: ServiceEntry | None,
     clock: Clock,
-    unseen: bool = False,
 ) -> Persisted:
-    """persist_once, again while someone else wrote meanwhile (Conflict, a create that ran);
-    a retry always lists the group."""
+    """persist_once, again while someone else wrote meanwhile (Conflict, a create that ran)."""
     for _ in range(ATTEMPTS - 1):
         try:
-            return persist_once(store, delivery, namespace, entry, clock(), unseen)
+            return persist_once(store, delivery, namespace, entry, clock())
         except (Conflict, RetryDelivery) as error:
             log.debug("intake for %s retried: %s", delivery.service, error)
-            unseen = False
     return persist_once(store, delivery, namespace, entry, clock())
 
 
@@ -421,9 +405,6 @@ class Intake:
     # Told of each Incident opened once it is persisted, as written, so its first page goes
     # out now instead of after the watch brings the Incident back or a read fetches it.
     opened: Callable[[Incident], None] | None = None
-    # Whether the controller's index holds an Incident of (service, alert group); without
-    # it, every group is taken as seen (listed before anything is written).
-    seen: Callable[[str, str], bool] = lambda service, group: True
 
     def __post_init__(self) -> None:
         self.token = Token(
@@ -440,9 +421,8 @@ class Intake:
         lock = self.locks.setdefault(delivery.service, asyncio.Lock())
         async with lock:
             try:
-                unseen = not self.seen(delivery.service, group_hash(delivery.group_key))
                 persisted: Persisted = await self.blocking(
-                    persist, self.store, delivery, namespace, entry, self.clock, unseen
+                    persist, self.store, delivery, namespace, entry, self.clock
                 )
             except (KubeError, RetryDelivery) as error:
                 log.warning("intake could not persist alerts of %s: %s", delivery.service, error)
@@ -496,14 +476,6 @@ def intake_app(intake: Intake, routes: Sequence[Route] = ()) -> web.Application:
 
 
 # -- wiring into the controller ----------------------------------------------------
-
-
-@kopf.index(GROUP, VERSION, "incidents", registry=registry)
-def alert_groups(labels: kopf.Labels, **_: Any) -> dict[tuple[str, str], bool]:
-    """Each (service, alert group) that has Incidents: a new group is created without
-    listing it first (persist_once)."""
-    service, group = labels.get(LABEL_SERVICE), labels.get(LABEL_GROUP)
-    return {(service, group): True} if service and group else {}
 
 
 def services_of(socs: Sequence[Any]) -> Services:
@@ -583,7 +555,7 @@ async def serve(
     )
     intake = Intake(
         state.kube, config, LiveServices(indexes.service_on_calls), state.clock,
-        opened=opened, seen=indexes.alert_group_seen,
+        opened=opened,
     )  # fmt: skip
     certificate = ServingCertificate(settings.intake_cert_file, settings.intake_key_file)
     return await start_intake(
