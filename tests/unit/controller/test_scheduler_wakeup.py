@@ -10,17 +10,20 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Hashable
+from types import SimpleNamespace
 
 from changegate.core.schedule import Due
 from changegate.handlers.controller.indexes import Indexes
-from changegate.handlers.controller.schedule import TICK, Job, Wakeup, run_scheduler
+from changegate.handlers.controller.schedule import TICK, Job, Wakeup, note_indexed, run_scheduler
 from changegate.handlers.controller.state import ControllerState, utc_now
 from changegate.settings import Role, Settings
 from tests.unit.controller.test_glue import indexes
 
 
 def real_time_state() -> ControllerState:
-    return ControllerState(Settings(Role.CONTROLLER), kube=None, clock=utc_now)  # type: ignore[arg-type]
+    state = ControllerState(Settings(Role.CONTROLLER), kube=None, clock=utc_now)  # type: ignore[arg-type]
+    state.indexed.set()
+    return state
 
 
 async def fired_after(told: bool) -> tuple[float | None, float]:
@@ -75,3 +78,35 @@ def test_a_wakeup_for_later_than_the_scheduler_looks_anyway_does_not_wake_it() -
         return woke_early
 
     assert asyncio.run(scenario()) is False
+
+
+def test_the_scheduler_reads_nothing_until_kopf_has_filled_its_indexes() -> None:
+    """A pass over half-filled indexes would compute figures from part of the evidence: the
+    scheduler starts at the first namespace event, which Kopf sends only once indexed."""
+
+    async def scenario() -> tuple[int, int]:
+        state = ControllerState(Settings(Role.CONTROLLER), kube=None, clock=utc_now)  # type: ignore[arg-type]
+        looked, looked_after = 0, 0
+        first = asyncio.Event()
+
+        def dues(_: ControllerState, __: Indexes) -> list[Due]:
+            nonlocal looked
+            looked += 1
+            first.set()
+            return []
+
+        task = asyncio.create_task(
+            run_scheduler(state, indexes(), [Job("dora", dues, lambda *_: None)])
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first.wait(), 0.3)
+        looked_before = looked
+        await note_indexed(memo=SimpleNamespace(state=state))
+        await asyncio.wait_for(first.wait(), 5)
+        looked_after = looked
+        task.cancel()
+        return looked_before, looked_after
+
+    before, after = asyncio.run(scenario())
+    assert before == 0
+    assert after >= 1

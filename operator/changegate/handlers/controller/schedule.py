@@ -8,10 +8,12 @@ runs what is due, then sleeps until the next item is due, at most TICK seconds;
 an item that appears meanwhile and falls due sooner (a new Incident's first
 escalation step) cuts the sleep short through `Wakeup`. An item whose write the API server
 refuses (KubeError) is logged and stays due, so the next pass tries it again.
-Kopf timers are not used: they would put finalizers on objects. On-call
-handoffs, each service's DORA figures (handlers/controller/dora) and its
-lastIncident (handlers/controller/incident_refs) are in JOBS; incident escalation timers (handlers/controller/incidents)
-join them at start-up, since they hand their work to the incidents' pager.
+It starts once Kopf has filled its indexes (`note_indexed`). Kopf timers are not
+used: they would put finalizers on objects. On-call handoffs, each service's DORA
+figures (handlers/controller/dora) and its lastIncident
+(handlers/controller/incident_refs) are in JOBS; incident escalation timers
+(handlers/controller/incidents) join them at start-up, since they hand their
+work to the incidents' pager.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
+
+import kopf
 
 from changegate.adapters.kube import KubeError
 from changegate.core.change.retention import record_due
@@ -36,6 +40,7 @@ from changegate.handlers.controller.dora import (
 )
 from changegate.handlers.controller.incident_refs import last_incident_dues, write_last_incident
 from changegate.handlers.controller.indexes import Indexes
+from changegate.handlers.controller.registry import registry
 from changegate.handlers.controller.serviceoncalls import on_call_due, refresh_on_call
 from changegate.handlers.controller.state import ControllerState, audit
 
@@ -150,13 +155,25 @@ class Wakeup:
             self.until = None
 
 
+@kopf.on.event("", "v1", "namespaces", id="indexed", registry=registry)
+async def note_indexed(memo: kopf.Memo, **_: Any) -> None:
+    """Kopf invokes a resource's handlers only once every index is filled, and a cluster
+    always has namespaces: their first event tells the scheduler it may read the indexes."""
+    state: ControllerState | None = getattr(memo, "state", None)
+    if state is not None:
+        state.indexed.set()
+
+
 async def run_scheduler(
     state: ControllerState,
     indexes: Indexes,
     jobs: Iterable[Job] = JOBS,
     wakeup: Wakeup | None = None,
 ) -> None:
-    """Run due work until cancelled at cleanup."""
+    """Run due work until cancelled at cleanup, from when Kopf has filled its indexes: a
+    pass over half-filled ones would, say, compute a service's DORA figures from its
+    ServiceOnCall before its DeploymentRecords are listed, and keep them for an hour."""
+    await state.indexed.wait()
     every, waker = tuple(jobs), wakeup or Wakeup()
     while True:
         delay = await run_due(state, indexes, every)

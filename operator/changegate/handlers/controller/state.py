@@ -48,6 +48,8 @@ class ControllerState:
     clock: Clock = utc_now
     runner: web.AppRunner | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set once Kopf has filled every index (handlers/controller/schedule.note_indexed).
+    indexed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def state_of(memo: Any) -> ControllerState:
