@@ -644,16 +644,7 @@ class KubeAdapter:
         return list(result.get("items", []))
 
     def get_incident(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            with translated():
-                return cast(
-                    dict[str, Any],
-                    self.custom.get_namespaced_custom_object(
-                        GROUP, VERSION, namespace, "incidents", name
-                    ),
-                )
-        except NotFound:
-            return None
+        return self.read_namespaced("incidents", namespace, name)
 
     def create_incident(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create an Incident; None when one of that name exists already (a retry's dedup)."""

@@ -340,9 +340,8 @@ class CountingKube:
         self.stored = stored
         self.reads = 0
         self.patches: list[dict[str, Any]] = []
-        self.custom = self
 
-    def get_namespaced_custom_object(self, *_: str) -> dict[str, Any]:
+    def get_incident(self, *_: str) -> dict[str, Any]:
         self.reads += 1
         return self.stored.to_json()
 

@@ -65,11 +65,6 @@ def write_last_incident(
     refresh_last_incident(state, indexes, str(key))
 
 
-def indexed_incident(indexes: Indexes, namespace: str, name: str) -> Incident | None:
-    found: Incident | None = next(iter(indexes.incidents.get((namespace, name)) or ()), None)
-    return found
-
-
 def answered_incident(
     indexes: Indexes, change: ChangeRequest, soc_namespace: str
 ) -> Incident | None:
@@ -79,7 +74,7 @@ def answered_incident(
     if ref is None:
         return None
     for namespace in (change.metadata.namespace or "", soc_namespace):
-        found = indexed_incident(indexes, namespace, ref.name)
+        found = indexes.incident(namespace, ref.name)
         if found is not None:
             return found
     return None

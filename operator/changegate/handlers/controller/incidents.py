@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import kopf
 
-from changegate.adapters.kube import Conflict, NotFound, translated
+from changegate.adapters.kube import Conflict
 from changegate.api.v1alpha1 import GROUP, VERSION
 from changegate.api.v1alpha1.common import AuditEntry
 from changegate.api.v1alpha1.incident import (
@@ -313,14 +313,8 @@ class IncidentWork:
         self.pager.kick_threadsafe((namespace, name), lambda: self.run_pass(namespace, name))
 
     def read(self, namespace: str, name: str) -> Incident | None:
-        try:
-            with translated():
-                body = self.state.kube.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "incidents", name
-                )
-        except NotFound:
-            return None
-        return parse(Incident, body)
+        body = self.state.kube.get_incident(namespace, name)
+        return parse(Incident, body) if body is not None else None
 
     async def run_pass(self, namespace: str, name: str, first: Incident | None = None) -> None:
         """Batches until nothing is owed: each sent, then recorded, before the next is decided.

@@ -369,6 +369,10 @@ class Indexes:
         found: ChangeRequest | None = _first(self.changes, (namespace, name))
         return found
 
+    def incident(self, namespace: str, name: str) -> Incident | None:
+        found: Incident | None = _first(self.incidents, (namespace, name))
+        return found
+
     def template(self, namespace: str, name: str) -> ChangeTemplate | None:
         found: ChangeTemplate | None = _first(self.templates, (namespace, name))
         return found
